@@ -1,0 +1,3 @@
+export * from "./constants";
+export * from "./g711";
+export * from "./resample";
