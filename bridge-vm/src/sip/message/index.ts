@@ -1,0 +1,4 @@
+export * from "./headers";
+export * from "./parse";
+export * from "./serialize";
+export * from "./types";

@@ -1,0 +1,393 @@
+/**
+ * Bytes → SipMessage (RFC 3261 §7, §25). Strict and bounded: every failure is a coded SipParseError whose
+ * message is safe to use as a 400 reason phrase; nothing here throws on untrusted input.
+ *
+ * Datagram mode (UDP, the default): Content-Length absent = the rest of the datagram; larger than what
+ * arrived = error; smaller = the extra bytes are ignored (RFC 3261 §18.3).
+ * Stream mode (TCP/TLS, used by SipStreamFramer): Content-Length is required and must match exactly.
+ */
+import {
+  createHeaders,
+  isListHeader,
+  parseCSeq,
+  parseNameAddr,
+  parseVia,
+  splitOutsideQuotes,
+} from "./headers";
+import {
+  SIP_LIMITS,
+  type SipHeaders,
+  type SipParseError,
+  type SipParseErrorCode,
+  type SipParseResult,
+  type SipRequest,
+} from "./types";
+
+export interface ParseOptions {
+  /** "datagram" (UDP, default) or "stream" (TCP/TLS: Content-Length required and exact). */
+  framing?: "datagram" | "stream";
+  /** Override SIP_LIMITS.maxMessageBytes (e.g. 16 KiB for UDP). */
+  maxMessageBytes?: number;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
+const STATUS_LINE = /^SIP\/(\d+\.\d+) (\d{3}) ?(.*)$/i;
+const REQUEST_LINE = /^([^ ]+) ([^ ]+) SIP\/(\d+\.\d+)$/i;
+/** Headers that may appear at most once (RFC 3261 §20 plus what would make us ambiguous). */
+const SINGLETON_HEADERS = ["From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type"];
+const REQUIRED_HEADERS = ["Via", "From", "To", "Call-ID", "CSeq"];
+
+const utf8 = new TextDecoder("utf-8", { fatal: false });
+
+function fail(code: SipParseErrorCode, message: string, request?: SipRequest): SipParseResult {
+  const error: SipParseError = { code, message: sanitizeReason(message) };
+  return request ? { ok: false, error, request } : { ok: false, error };
+}
+
+/** ASCII printable only, no CR/LF, at most 100 characters: usable verbatim as a reason phrase. */
+function sanitizeReason(text: string): string {
+  const clean = text.replace(/[^\x20-\x7e]/g, "?");
+  return clean.length > 100 ? `${clean.slice(0, 97)}...` : clean;
+}
+
+/** Index just past the blank line ending the header section, and where that header section ends. */
+export function findHeaderEnd(
+  bytes: Uint8Array,
+  from = 0,
+): { headersEnd: number; bodyStart: number } | undefined {
+  for (let i = from; i < bytes.length; i++) {
+    if (bytes[i] !== LF) continue;
+    if (bytes[i + 1] === LF) return { headersEnd: i, bodyStart: i + 2 };
+    if (bytes[i + 1] === CR && bytes[i + 2] === LF) return { headersEnd: i, bodyStart: i + 3 };
+  }
+  return undefined;
+}
+
+/** A control character other than HT/CR/LF (RFC 3261 forbids them in the header section). */
+function findBadControl(bytes: Uint8Array, start: number, end: number): number {
+  for (let i = start; i < end; i++) {
+    const b = bytes[i]!;
+    if ((b < 0x20 && b !== 0x09 && b !== CR && b !== LF) || b === 0x7f) return i;
+  }
+  return -1;
+}
+
+/** Split the header section into unfolded logical lines (LWS continuation joined with one space). */
+function unfoldLines(text: string): string[] {
+  const physical = text.split(/\r?\n/);
+  const logical: string[] = [];
+  for (const line of physical) {
+    if ((line.startsWith(" ") || line.startsWith("\t")) && logical.length > 0) {
+      logical[logical.length - 1] = `${logical[logical.length - 1]!.replace(/[ \t]+$/, "")} ${line.trim()}`;
+    } else {
+      logical.push(line);
+    }
+  }
+  return logical;
+}
+
+export function parseSipMessage(bytes: Uint8Array, options: ParseOptions = {}): SipParseResult {
+  try {
+    return parseUnsafe(bytes, options);
+  } catch {
+    // Defensive: a bug in this parser must never take the transport down.
+    return fail("bad-header", "Malformed message");
+  }
+}
+
+function parseUnsafe(bytes: Uint8Array, options: ParseOptions): SipParseResult {
+  const maxBytes = options.maxMessageBytes ?? SIP_LIMITS.maxMessageBytes;
+  if (bytes.length > maxBytes) return fail("too-large", "Message Too Large");
+
+  // RFC 3261 §7.5: ignore CRLFs before the start line (keepalives, sloppy senders).
+  let start = 0;
+  while (start < bytes.length && (bytes[start] === CR || bytes[start] === LF)) start++;
+  if (start >= bytes.length) return fail("empty", "Empty message");
+
+  const ends = findHeaderEnd(bytes, start);
+  // A datagram without the blank line: tolerate it when there is no body (all headers, then EOF).
+  const headersEnd = ends ? ends.headersEnd : bytes.length;
+  const bodyStart = ends ? ends.bodyStart : bytes.length;
+  if (!ends && options.framing === "stream") return fail("bad-header", "Missing end of headers");
+
+  const badAt = findBadControl(bytes, start, headersEnd);
+  if (badAt >= 0) return fail("bad-character", "Control character in headers");
+
+  const lines = unfoldLines(utf8.decode(bytes.subarray(start, headersEnd)));
+  const startLine = lines[0] ?? "";
+  if (startLine.length > SIP_LIMITS.maxHeaderLineBytes) return fail("too-large", "Start line too long");
+
+  // --- start line
+  let method: string | undefined;
+  let requestUri = "";
+  let status = 0;
+  let reason = "";
+  const statusMatch = STATUS_LINE.exec(startLine);
+  if (statusMatch) {
+    if (statusMatch[1] !== "2.0") return fail("bad-version", "Version Not Supported");
+    status = Number(statusMatch[2]);
+    if (status < 100 || status > 699) return fail("bad-start-line", "Bad status code");
+    reason = statusMatch[3] ?? "";
+  } else {
+    const requestMatch = REQUEST_LINE.exec(startLine);
+    if (!requestMatch) {
+      return fail("bad-start-line", /SIP\/\d/i.test(startLine) ? "Bad Request-Line" : "Bad start line");
+    }
+    if (!TOKEN.test(requestMatch[1]!)) return fail("bad-start-line", "Bad method");
+    if (requestMatch[3] !== "2.0") return fail("bad-version", "Version Not Supported");
+    method = requestMatch[1]!;
+    requestUri = requestMatch[2]!;
+    if (!/^[A-Za-z][A-Za-z0-9+\-.]*:./.test(requestUri)) return fail("bad-uri", "Bad Request-URI");
+  }
+
+  // --- header lines
+  const headers = createHeaders();
+  let headerCount = 0;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.length === 0) continue;
+    if (line.length > SIP_LIMITS.maxHeaderLineBytes) return fail("too-large", "Header line too long");
+    headerCount++;
+    if (headerCount > SIP_LIMITS.maxHeaders) return fail("too-many-headers", "Too many headers");
+    const colon = line.indexOf(":");
+    if (colon <= 0) return fail("bad-header", "Malformed header line");
+    const name = line.slice(0, colon).replace(/[ \t]+$/, "");
+    if (!TOKEN.test(name)) return fail("bad-header", "Malformed header name");
+    headers.append(name, line.slice(colon + 1).trim());
+  }
+
+  const request: SipRequest | undefined =
+    method !== undefined
+      ? { kind: "request", method, uri: requestUri, headers, body: new Uint8Array(0) }
+      : undefined;
+  // The partial request goes back with errors only when a 400 can actually be built from it.
+  const answerable = request && REQUIRED_HEADERS.every((h) => headers.has(h)) ? request : undefined;
+
+  // --- Content-Length and body
+  const lengthValues = headers.getAll("Content-Length");
+  let contentLength: number | undefined;
+  for (const value of lengthValues) {
+    if (!/^\d{1,10}$/.test(value)) return fail("bad-content-length", "Bad Content-Length", answerable);
+    const parsed = Number(value);
+    if (contentLength !== undefined && contentLength !== parsed) {
+      return fail("duplicate-header", "Conflicting Content-Length", answerable);
+    }
+    contentLength = parsed;
+  }
+  const available = bytes.length - bodyStart;
+  let body: Uint8Array;
+  if (contentLength === undefined) {
+    if (options.framing === "stream")
+      return fail("bad-content-length", "Content-Length required", answerable);
+    body = bytes.slice(bodyStart);
+  } else if (contentLength > available) {
+    return fail("bad-content-length", "Content-Length exceeds body", answerable);
+  } else if (options.framing === "stream" && contentLength !== available) {
+    return fail("bad-content-length", "Content-Length mismatch", answerable);
+  } else {
+    body = bytes.slice(bodyStart, bodyStart + contentLength);
+  }
+  if (request) request.body = body;
+
+  // --- structural checks on the headers every layer relies on
+  for (const name of SINGLETON_HEADERS) {
+    if (countLines(headers, name) > 1) return fail("duplicate-header", `Duplicate ${name}`, answerable);
+  }
+  for (const name of REQUIRED_HEADERS) {
+    if (!headers.has(name)) return fail("missing-header", `Missing ${name}`, answerable);
+  }
+
+  const vias = headers.getAll("Via");
+  if (vias.length > SIP_LIMITS.maxViaHeaders) return fail("too-many-headers", "Too many Via", answerable);
+  if (vias.length === 0) return fail("missing-header", "Missing Via", answerable);
+  for (const value of vias) {
+    if (!parseVia(value)) return fail("bad-via", "Malformed Via", answerable);
+  }
+
+  for (const name of ["From", "To"]) {
+    if (!parseNameAddr(headers.get(name)!)) return fail("bad-header", `Malformed ${name}`, answerable);
+  }
+  for (const name of ["Contact", "Route", "Record-Route"]) {
+    for (const value of headers.getAll(name)) {
+      if (name === "Contact" && value === "*") continue;
+      if (!parseNameAddr(value)) return fail("bad-header", `Malformed ${name}`, answerable);
+    }
+  }
+  if ((headers.get("Call-ID") ?? "").length === 0 || /\s/.test(headers.get("Call-ID")!)) {
+    return fail("bad-header", "Malformed Call-ID", answerable);
+  }
+
+  const cseq = parseCSeq(headers.get("CSeq")!);
+  if (!cseq) return fail("bad-cseq", "Malformed CSeq", answerable);
+  if (request && cseq.method !== request.method) return fail("bad-cseq", "CSeq method mismatch", answerable);
+
+  const maxForwards = headers.get("Max-Forwards");
+  if (maxForwards !== undefined && !/^\d{1,3}$/.test(maxForwards)) {
+    return fail("bad-header", "Malformed Max-Forwards", answerable);
+  }
+
+  if (request) {
+    // RFC 3261 §8.1.1.7: we only talk to RFC 3261 peers; a branch is how transactions match.
+    const topVia = parseVia(vias[0]!)!;
+    if (!topVia.params.get("branch")) return fail("bad-via", "Missing Via branch", request);
+    return { ok: true, message: request };
+  }
+  return { ok: true, message: { kind: "response", status, reason, headers, body } };
+}
+
+function countLines(headers: SipHeaders, canonical: string): number {
+  let count = 0;
+  for (const [name, value] of headers.entries()) {
+    if (name !== canonical) continue;
+    count += isListHeader(canonical) ? splitOutsideQuotes(value, ",").length : 1;
+  }
+  return count;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Stream framing (TCP/TLS)
+
+export type KeepaliveKind = "ping" | "pong";
+
+export interface SipStreamFramerOptions {
+  /** Most bytes buffered for one incomplete message; more = fatal (defaults to SIP_LIMITS.maxMessageBytes). */
+  maxBufferBytes?: number;
+  /**
+   * RFC 5626 §3.5.1 keepalives: "ping" = CRLFCRLF (the transport MUST answer with a CRLF "pong"),
+   * "pong" = a lone CRLF.
+   */
+  onKeepalive?: (kind: KeepaliveKind) => void;
+}
+
+/**
+ * Cuts a TCP/TLS byte stream into SIP messages by Content-Length. Pure: the transport feeds chunks and
+ * acts on the results. After a fatal error (`failed`) framing is lost and the connection must be closed;
+ * further pushes return nothing.
+ */
+export class SipStreamFramer {
+  /** RFC 5626 pings (CRLFCRLF) seen; each one deserves a CRLF back. */
+  keepalives = 0;
+  /** Lone-CRLF pongs seen. */
+  pongs = 0;
+  failed = false;
+  private buffer: Uint8Array = new Uint8Array(0);
+  private readonly maxBufferBytes: number;
+  private readonly onKeepalive: ((kind: KeepaliveKind) => void) | undefined;
+
+  constructor(options: SipStreamFramerOptions = {}) {
+    this.maxBufferBytes = options.maxBufferBytes ?? SIP_LIMITS.maxMessageBytes;
+    this.onKeepalive = options.onKeepalive;
+  }
+
+  /** Bytes held for an incomplete message. */
+  get bufferedBytes(): number {
+    return this.buffer.length;
+  }
+
+  push(chunk: Uint8Array): SipParseResult[] {
+    if (this.failed) return [];
+    this.buffer = concat(this.buffer, chunk);
+    const results: SipParseResult[] = [];
+    for (;;) {
+      if (!this.skipKeepalives()) break;
+      const ends = findHeaderEnd(this.buffer);
+      if (!ends) {
+        if (this.buffer.length > this.maxBufferBytes)
+          results.push(this.fatal("too-large", "Message Too Large"));
+        break;
+      }
+      if (ends.bodyStart > this.maxBufferBytes) {
+        results.push(this.fatal("too-large", "Message Too Large"));
+        break;
+      }
+      const contentLength = scanContentLength(this.buffer.subarray(0, ends.headersEnd));
+      if (contentLength === "invalid" || contentLength === undefined) {
+        // Without a usable Content-Length the next message's start is unknowable (RFC 3261 §18.3).
+        const parsed = parseSipMessage(this.buffer.subarray(0, ends.bodyStart), { framing: "stream" });
+        const request = parsed.ok ? undefined : parsed.request;
+        results.push(this.fatal("bad-content-length", "Content-Length required", request));
+        break;
+      }
+      const total = ends.bodyStart + contentLength;
+      if (total > this.maxBufferBytes) {
+        results.push(this.fatal("too-large", "Message Too Large"));
+        break;
+      }
+      if (this.buffer.length < total) break;
+      const messageBytes = this.buffer.slice(0, total);
+      this.buffer = this.buffer.slice(total);
+      results.push(
+        parseSipMessage(messageBytes, { framing: "stream", maxMessageBytes: this.maxBufferBytes }),
+      );
+    }
+    if (this.buffer.length > this.maxBufferBytes && !this.failed) {
+      results.push(this.fatal("too-large", "Message Too Large"));
+    }
+    return results;
+  }
+
+  /** Consume leading CRLF keepalives. Returns false when the buffer holds nothing else (yet). */
+  private skipKeepalives(): boolean {
+    let offset = 0;
+    const b = this.buffer;
+    for (;;) {
+      if (b[offset] === CR && b[offset + 1] === LF && b[offset + 2] === CR && b[offset + 3] === LF) {
+        offset += 4;
+        this.keepalives++;
+        this.onKeepalive?.("ping");
+        continue;
+      }
+      if (b[offset] === CR && b[offset + 1] === LF) {
+        // Could be the first half of a ping split across chunks: decide only once more bytes arrive.
+        if (offset + 2 >= b.length) break;
+        if (b[offset + 2] === CR && offset + 3 >= b.length) break;
+        offset += 2;
+        this.pongs++;
+        this.onKeepalive?.("pong");
+        continue;
+      }
+      if (b[offset] === LF) {
+        offset += 1; // stray bare LF between messages: tolerated, not a keepalive
+        continue;
+      }
+      break;
+    }
+    if (offset > 0) this.buffer = this.buffer.slice(offset);
+    return this.buffer.length > 0 && !(this.buffer[0] === CR || this.buffer[0] === LF);
+  }
+
+  private fatal(code: SipParseErrorCode, message: string, request?: SipRequest): SipParseResult {
+    this.failed = true;
+    this.buffer = new Uint8Array(0);
+    return fail(code, message, request);
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b.slice();
+  const merged = new Uint8Array(a.length + b.length);
+  merged.set(a, 0);
+  merged.set(b, a.length);
+  return merged;
+}
+
+/** Content-Length from a raw header section (long or compact name, folding tolerated), without full parsing. */
+function scanContentLength(headerBytes: Uint8Array): number | "invalid" | undefined {
+  const lines = unfoldLines(utf8.decode(headerBytes));
+  let found: number | undefined;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const colon = line.indexOf(":");
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    if (name !== "content-length" && name !== "l") continue;
+    const value = line.slice(colon + 1).trim();
+    if (!/^\d{1,10}$/.test(value)) return "invalid";
+    const parsed = Number(value);
+    if (found !== undefined && found !== parsed) return "invalid";
+    found = parsed;
+  }
+  return found;
+}

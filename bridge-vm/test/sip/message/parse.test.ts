@@ -1,0 +1,273 @@
+import { describe, expect, it } from "vitest";
+import {
+  parseSipMessage,
+  type SipParseResult,
+  type SipRequest,
+  type SipResponse,
+  serializeSipMessage,
+} from "../../../src/sip/message";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const crlf = (lines: string[]): Uint8Array => enc.encode(lines.join("\r\n"));
+
+function expectRequest(result: SipParseResult): SipRequest {
+  if (!result.ok) throw new Error(`expected ok, got ${result.error.code}: ${result.error.message}`);
+  if (result.message.kind !== "request") throw new Error("expected a request");
+  return result.message;
+}
+
+function expectResponse(result: SipParseResult): SipResponse {
+  if (!result.ok) throw new Error(`expected ok, got ${result.error.code}: ${result.error.message}`);
+  if (result.message.kind !== "response") throw new Error("expected a response");
+  return result.message;
+}
+
+function expectError(result: SipParseResult, code: string): Extract<SipParseResult, { ok: false }> {
+  if (result.ok) throw new Error(`expected ${code}, got ok`);
+  expect(result.error.code).toBe(code);
+  return result;
+}
+
+const SDP =
+  "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+
+const INVITE_LINES = [
+  "INVITE sip:bridge@10.0.0.2:5060 SIP/2.0",
+  "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds;rport",
+  "Max-Forwards: 70",
+  'To: "Bridge" <sip:bridge@10.0.0.2>',
+  "From: Alice <sip:alice@10.0.0.1>;tag=1928301774",
+  "Call-ID: a84b4c76e66710@pc33.atlanta.com",
+  "CSeq: 314159 INVITE",
+  "Contact: <sip:alice@10.0.0.1:5060>",
+  "Content-Type: application/sdp",
+  `Content-Length: ${SDP.length}`,
+  "",
+  SDP,
+];
+
+describe("parseSipMessage: requests", () => {
+  it("parses a typical INVITE with an exact body", () => {
+    const request = expectRequest(parseSipMessage(crlf(INVITE_LINES)));
+    expect(request.method).toBe("INVITE");
+    expect(request.uri).toBe("sip:bridge@10.0.0.2:5060");
+    expect(request.headers.get("call-id")).toBe("a84b4c76e66710@pc33.atlanta.com");
+    expect(request.headers.get("CSEQ")).toBe("314159 INVITE");
+    expect(dec.decode(request.body)).toBe(SDP);
+  });
+
+  it("expands compact forms, splits multi-value and repeated headers", () => {
+    const request = expectRequest(
+      parseSipMessage(
+        crlf([
+          "OPTIONS sip:bridge@10.0.0.2 SIP/2.0",
+          "v: SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1, SIP/2.0/TCP 10.0.0.1:5070;branch=z9hG4bKa1",
+          "v: SIP/2.0/UDP [2001:db8::9]:5060;branch=z9hG4bKa0",
+          "f: <sip:alice@example.com>;tag=1",
+          "t: sip:bridge@example.com",
+          "i: abc123",
+          "CSeq: 1 OPTIONS",
+          "k: timer, 100rel",
+          "Allow: INVITE, ACK",
+          "Allow: BYE",
+          "l: 0",
+          "",
+          "",
+        ]),
+      ),
+    );
+    expect(request.headers.getAll("Via")).toEqual([
+      "SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1",
+      "SIP/2.0/TCP 10.0.0.1:5070;branch=z9hG4bKa1",
+      "SIP/2.0/UDP [2001:db8::9]:5060;branch=z9hG4bKa0",
+    ]);
+    expect(request.headers.get("via")).toBe("SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1");
+    expect(request.headers.getAll("Supported")).toEqual(["timer", "100rel"]);
+    expect(request.headers.getAll("Allow")).toEqual(["INVITE", "ACK", "BYE"]);
+    expect(request.headers.get("Call-ID")).toBe("abc123");
+    expect([...request.headers.entries()].map(([n]) => n)).toEqual([
+      "Via",
+      "Via",
+      "From",
+      "To",
+      "Call-ID",
+      "CSeq",
+      "Supported",
+      "Allow",
+      "Allow",
+      "Content-Length",
+    ]);
+  });
+
+  it("unfolds LWS continuation lines", () => {
+    const request = expectRequest(
+      parseSipMessage(
+        crlf([
+          "OPTIONS sip:bridge@10.0.0.2 SIP/2.0",
+          "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx",
+          "Subject: I know you're there,",
+          "\tpick up the phone",
+          "   and talk to me!",
+          "From: <sip:a@b>;tag=1",
+          "To: <sip:c@d>",
+          "Call-ID: x",
+          "CSeq: 8",
+          "  OPTIONS",
+          "",
+          "",
+        ]),
+      ),
+    );
+    expect(request.headers.get("Subject")).toBe("I know you're there, pick up the phone and talk to me!");
+    expect(request.headers.get("CSeq")).toBe("8 OPTIONS");
+  });
+
+  it("ignores CRLFs before the start line and tolerates a missing Content-Length on UDP", () => {
+    const request = expectRequest(
+      parseSipMessage(crlf(["", "", ...INVITE_LINES.filter((l) => !l.startsWith("Content-Length"))])),
+    );
+    expect(dec.decode(request.body)).toBe(SDP);
+  });
+
+  it("truncates extra datagram bytes beyond Content-Length", () => {
+    const lines = INVITE_LINES.map((l) => (l.startsWith("Content-Length") ? "Content-Length: 5" : l));
+    expect(dec.decode(expectRequest(parseSipMessage(crlf(lines))).body)).toBe("v=0\r\n");
+  });
+
+  it("rejects Content-Length larger than the datagram with the request attached", () => {
+    const lines = INVITE_LINES.map((l) => (l.startsWith("Content-Length") ? "Content-Length: 9999" : l));
+    const error = expectError(parseSipMessage(crlf(lines)), "bad-content-length");
+    expect(error.request?.method).toBe("INVITE");
+  });
+
+  it("requires an exact Content-Length in stream framing", () => {
+    const noLength = INVITE_LINES.filter((l) => !l.startsWith("Content-Length"));
+    expectError(parseSipMessage(crlf(noLength), { framing: "stream" }), "bad-content-length");
+    expectRequest(parseSipMessage(crlf(INVITE_LINES), { framing: "stream" }));
+  });
+
+  it("rejects a request Via without branch as bad-via, with the request so a 400 can be sent", () => {
+    const lines = INVITE_LINES.map((l) => (l.startsWith("Via") ? "Via: SIP/2.0/UDP 10.0.0.1:5060" : l));
+    const error = expectError(parseSipMessage(crlf(lines)), "bad-via");
+    expect(error.request?.headers.get("Call-ID")).toBe("a84b4c76e66710@pc33.atlanta.com");
+    expect(error.error.message).toMatch(/branch/);
+  });
+
+  it("rejects a CSeq method mismatch and a CSeq >= 2^31", () => {
+    const mismatch = INVITE_LINES.map((l) => (l.startsWith("CSeq") ? "CSeq: 1 ACK" : l));
+    expect(expectError(parseSipMessage(crlf(mismatch)), "bad-cseq").request).toBeDefined();
+    const huge = INVITE_LINES.map((l) => (l.startsWith("CSeq") ? "CSeq: 2147483648 INVITE" : l));
+    expectError(parseSipMessage(crlf(huge)), "bad-cseq");
+    const max = INVITE_LINES.map((l) => (l.startsWith("CSeq") ? "CSeq: 2147483647 INVITE" : l));
+    expectRequest(parseSipMessage(crlf(max)));
+  });
+
+  it("requires Via, From, To, Call-ID and CSeq", () => {
+    for (const name of ["Via", "From", "To", "Call-ID", "CSeq"]) {
+      const lines = INVITE_LINES.filter((l) => !l.startsWith(`${name}:`));
+      const error = expectError(parseSipMessage(crlf(lines)), "missing-header");
+      expect(error.error.message).toContain(name);
+    }
+    const noMaxForwards = INVITE_LINES.filter((l) => !l.startsWith("Max-Forwards"));
+    expectRequest(parseSipMessage(crlf(noMaxForwards)));
+  });
+
+  it("rejects NUL and other control characters in the header section", () => {
+    const lines = INVITE_LINES.map((l) => (l.startsWith("Contact") ? "Contact: <sip:a\u0000@b>" : l));
+    expectError(parseSipMessage(crlf(lines)), "bad-character");
+    const bell = INVITE_LINES.map((l) => (l.startsWith("Call-ID") ? "Call-ID: x\u0007y" : l));
+    expectError(parseSipMessage(crlf(bell)), "bad-character");
+  });
+
+  it("rejects duplicate singleton headers", () => {
+    const lines = [...INVITE_LINES.slice(0, 4), "From: <sip:mallory@evil>;tag=2", ...INVITE_LINES.slice(4)];
+    expectError(parseSipMessage(crlf(lines)), "duplicate-header");
+  });
+
+  it("enforces the limits", () => {
+    const manyVias = Array.from({ length: 100 }, (_, i) => `Via: SIP/2.0/UDP h${i};branch=z9hG4bK${i}`);
+    expectError(
+      parseSipMessage(crlf([INVITE_LINES[0]!, ...manyVias, ...INVITE_LINES.slice(2)])),
+      "too-many-headers",
+    );
+    const longLine = `X-Long: ${"a".repeat(9000)}`;
+    expectError(parseSipMessage(crlf([INVITE_LINES[0]!, longLine, ...INVITE_LINES.slice(1)])), "too-large");
+    expectError(parseSipMessage(new Uint8Array(70000).fill(65)), "too-large");
+    expectError(parseSipMessage(crlf(INVITE_LINES), { maxMessageBytes: 100 }), "too-large");
+  });
+
+  it("rejects bad start lines and versions", () => {
+    expectError(parseSipMessage(enc.encode("hello world\r\n\r\n")), "bad-start-line");
+    const v3 = ["INVITE sip:a@b SIP/3.0", ...INVITE_LINES.slice(1)];
+    expectError(parseSipMessage(crlf(v3)), "bad-version");
+    expectError(parseSipMessage(new Uint8Array(0)), "empty");
+    expectError(parseSipMessage(enc.encode("\r\n\r\n")), "empty");
+  });
+
+  it("keeps error messages usable as reason phrases", () => {
+    const result = parseSipMessage(enc.encode("\u00ff\u00fe garbage"));
+    if (result.ok) throw new Error("expected error");
+    expect(result.error.message).toMatch(/^[\x20-\x7e]{1,100}$/);
+  });
+});
+
+describe("parseSipMessage: responses", () => {
+  it("parses a 401 with two challenges kept as separate values", () => {
+    const response = expectResponse(
+      parseSipMessage(
+        crlf([
+          "SIP/2.0 401 Unauthorized",
+          "Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKabc;received=10.0.0.2;rport=5060",
+          "From: <sip:bridge@pbx>;tag=aa",
+          "To: <sip:bridge@pbx>;tag=bb",
+          "Call-ID: reg-1",
+          "CSeq: 1 REGISTER",
+          'WWW-Authenticate: Digest realm="asterisk",nonce="1/a",opaque="o",algorithm=SHA-256,qop="auth"',
+          'WWW-Authenticate: Digest realm="asterisk",nonce="1/a",opaque="o",algorithm=MD5,qop="auth"',
+          "Content-Length: 0",
+          "",
+          "",
+        ]),
+      ),
+    );
+    expect(response.status).toBe(401);
+    expect(response.reason).toBe("Unauthorized");
+    expect(response.headers.getAll("WWW-Authenticate")).toHaveLength(2);
+  });
+
+  it("accepts an empty reason phrase", () => {
+    const response = expectResponse(
+      parseSipMessage(
+        crlf([
+          "SIP/2.0 200 ",
+          "Via: SIP/2.0/UDP h;branch=z9hG4bK1",
+          "From: <sip:a@b>;tag=1",
+          "To: <sip:a@b>;tag=2",
+          "Call-ID: c",
+          "CSeq: 1 OPTIONS",
+          "",
+          "",
+        ]),
+      ),
+    );
+    expect(response.reason).toBe("");
+  });
+});
+
+describe("serializeSipMessage", () => {
+  it("round-trips the INVITE, writing the real Content-Length", () => {
+    const request = expectRequest(parseSipMessage(crlf(INVITE_LINES)));
+    const bytes = serializeSipMessage(request);
+    expect(dec.decode(bytes)).toBe(INVITE_LINES.join("\r\n"));
+  });
+
+  it("fixes a wrong Content-Length and appends one when missing", () => {
+    const request = expectRequest(parseSipMessage(crlf(INVITE_LINES)));
+    request.headers.set("Content-Length", "999");
+    request.body = enc.encode("abc");
+    expect(dec.decode(serializeSipMessage(request))).toContain("Content-Length: 3\r\n\r\nabc");
+    request.headers.delete("Content-Length");
+    expect(dec.decode(serializeSipMessage(request))).toMatch(/Content-Length: 3\r\n\r\nabc$/);
+  });
+});
