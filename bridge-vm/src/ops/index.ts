@@ -1,0 +1,8 @@
+export {
+  cloudReachabilityProbe,
+  type HealthSnapshot,
+  isHealthy,
+  type OpsServer,
+  startOpsServer,
+} from "./http";
+export { BridgeMetrics, type LiveCallStats, type RegistrationState } from "./metrics";
