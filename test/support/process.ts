@@ -48,8 +48,8 @@ export interface PeerHandle {
   waitFor(pattern: RegExp | string, options?: WaitForOptions): Promise<string>;
   /** The last `n` lines of stderr and stdout, labelled, for error messages. */
   tail(n?: number): string;
-  /** SIGTERM to the process group, SIGKILL after `graceMs` (default 3 s). Idempotent. */
-  stop(graceMs?: number): Promise<ExitInfo>;
+  /** `signal` (default SIGTERM) to the process group, SIGKILL after `graceMs` (default 3 s). Idempotent. */
+  stop(graceMs?: number, signal?: NodeJS.Signals): Promise<ExitInfo>;
 }
 
 const live = new Set<PeerHandleImpl>();
@@ -172,14 +172,14 @@ class PeerHandleImpl implements PeerHandle {
     }
   }
 
-  stop(graceMs = 3000): Promise<ExitInfo> {
+  stop(graceMs = 3000, signal: NodeJS.Signals = "SIGTERM"): Promise<ExitInfo> {
     if (this.exitInfo !== undefined) {
       // The leader exited on its own; its forked workers may linger in the group.
       this.signalGroup("SIGKILL");
       return Promise.resolve(this.exitInfo);
     }
     this.stopping ??= (async () => {
-      this.signalGroup("SIGTERM");
+      this.signalGroup(signal);
       const timer = setTimeout(() => this.signalGroup("SIGKILL"), graceMs);
       const info = await this.exited;
       clearTimeout(timer);
