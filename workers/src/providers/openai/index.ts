@@ -1,0 +1,4 @@
+export * from "./config";
+export * from "./llm";
+export * from "./stt";
+export * from "./tts";
