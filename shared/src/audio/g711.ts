@@ -6,8 +6,14 @@
  * per call and a table read is several times cheaper than the per-sample bit twiddling.
  * Every function writes into a caller-provided buffer so the hot path allocates nothing.
  */
-import { alaw, mulaw } from "alawmulaw";
+import * as alawmulawModule from "alawmulaw";
 import type { G711Codec } from "./constants";
+
+// Bundlers (esbuild for the Worker and the bridge bundle, vite in tests) load the package's ESM
+// build, which has named exports. Plain Node (tsx in development) loads its UMD build, whose
+// exports Node can only expose as `default`. Accept both.
+const alawmulaw = (alawmulawModule as { default?: typeof alawmulawModule }).default ?? alawmulawModule;
+const { alaw, mulaw } = alawmulaw;
 
 function buildDecodeTable(decodeSample: (byte: number) => number): Int16Array {
   const table = new Int16Array(256);
