@@ -95,7 +95,8 @@ export const configSchema = z
     }),
     http: z.object({
       host: z.string().default("127.0.0.1"),
-      port: port.default(9090),
+      /** 0 picks a free port (tests); the bound port is logged. */
+      port: z.coerce.number().int().min(0).max(65535).default(9090),
     }),
     log: z.object({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
