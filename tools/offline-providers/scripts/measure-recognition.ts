@@ -1,0 +1,164 @@
+/**
+ * Measures how well the offline recognizer hears the scripted caller phrases after telephony:
+ * espeak-ng → 8 kHz G.711 μ-law (what a test caller sends as RTP) → decoded and upsampled to 16 kHz
+ * by the recognizer → PocketSphinx, under several decoder setups, voices and speeds.
+ *
+ *   pnpm --filter @patchbay/offline-providers exec tsx scripts/measure-recognition.ts [--quick]
+ *
+ * Prints a Markdown table: exact phrase accuracy, keyword accuracy (each phrase's keywords found in
+ * the transcript) and rule accuracy (the scripted agent picks the intended rule from the transcript).
+ */
+import { matchRule, normalizeUtterance } from "../src/chat/agent";
+import { CALLER_PHRASES } from "../src/chat/rules";
+import { FORMAT_SPECS } from "../src/speech/formats";
+import { PocketSphinxRecognizer, type RecognizerOptions } from "../src/speech/recognizer";
+import { synthesize } from "../src/speech/synthesizer";
+import type { WavInfo } from "../src/speech/wav";
+
+interface Setup {
+  name: string;
+  options: Omit<RecognizerOptions, "phrases">;
+}
+
+const SETUPS: Setup[] = [
+  { name: "stock LM, stock CMN (baseline)", options: { freeForm: true, cmnInit: null } },
+  { name: "stock LM, tuned CMN", options: { freeForm: true } },
+  { name: "phrase grammar, stock CMN", options: { cmnInit: null } },
+  { name: "phrase grammar, tuned CMN (served)", options: {} },
+];
+
+const quick = process.argv.includes("--quick");
+const VOICES = quick ? ["en-us"] : ["en-us", "en-us+f3", "en-us+m3", "en-us+f2"];
+const SPEEDS = quick ? [140] : [120, 140, 170];
+/** Baselines are slow (free-form decoding ~1 s CPU per phrase); run them on the served voice only. */
+const BASELINE_VOICE = "en-us";
+const BASELINE_SPEED = 140;
+/** μ-law codes of the smallest magnitudes (0xFF/0x7F are ±0). */
+const FAINT_NOISE = [0xff, 0x7f, 0xfe, 0x7e, 0xfd, 0x7d];
+
+async function telephonyUtterance(text: string, voice: string, wordsPerMinute: number, padSeconds: number) {
+  const synthesis = synthesize({ text, voice, wordsPerMinute, spec: FORMAT_SPECS.mulaw });
+  const chunks: Buffer[] = [];
+  for await (const chunk of synthesis.audio) chunks.push(chunk as Buffer);
+  await synthesis.done;
+  const speech = Buffer.concat(chunks);
+  // Silence padding with faint line noise (μ-law bytes within ±16 of zero), like a VAD-cut segment.
+  const pad = Math.round(padSeconds * 8000);
+  const samples = new Uint8Array(speech.length + 2 * pad);
+  for (let i = 0; i < samples.length; i++)
+    samples[i] = FAINT_NOISE[Math.floor(Math.random() * FAINT_NOISE.length)]!;
+  samples.set(speech, pad);
+  // Handed over as μ-law; sox decodes it with the standard G.711 table, as the pipeline would.
+  const info: WavInfo = {
+    encoding: "mulaw",
+    sampleRate: 8000,
+    channels: 1,
+    data: samples,
+    durationSeconds: samples.length / 8000,
+  };
+  return info;
+}
+
+interface Score {
+  phrases: number;
+  exact: number;
+  keywords: number;
+  keywordsFound: number;
+  rulesRight: number;
+  decodeMs: number;
+  misses: string[];
+}
+
+async function score(
+  recognizer: PocketSphinxRecognizer,
+  voice: string,
+  speed: number,
+  pad: number,
+): Promise<Score> {
+  const result: Score = {
+    phrases: 0,
+    exact: 0,
+    keywords: 0,
+    keywordsFound: 0,
+    rulesRight: 0,
+    decodeMs: 0,
+    misses: [],
+  };
+  for (const phrase of CALLER_PHRASES) {
+    const audio = await telephonyUtterance(phrase.text, voice, speed, pad);
+    const started = performance.now();
+    const heard = normalizeUtterance(await recognizer.transcribe(audio));
+    result.decodeMs += performance.now() - started;
+    const words = new Set(heard.split(" "));
+    result.phrases++;
+    if (heard === phrase.text) result.exact++;
+    else result.misses.push(`"${phrase.text}" → "${heard}"`);
+    result.keywords += phrase.keywords.length;
+    result.keywordsFound += phrase.keywords.filter((keyword) => words.has(keyword)).length;
+    if (matchRule(heard)?.name === phrase.rule) result.rulesRight++;
+  }
+  return result;
+}
+
+function percent(part: number, whole: number): string {
+  return `${part}/${whole} (${Math.round((100 * part) / whole)}%)`;
+}
+
+const rows: string[] = [];
+const misses: string[] = [];
+for (const setup of SETUPS) {
+  const served = setup.name.includes("served");
+  const recognizer = await PocketSphinxRecognizer.create({
+    phrases: CALLER_PHRASES.map((phrase) => phrase.text),
+    maxConcurrent: 1,
+    ...setup.options,
+  });
+  try {
+    const conditions = served
+      ? VOICES.flatMap((voice) => SPEEDS.map((speed) => ({ voice, speed })))
+      : [{ voice: BASELINE_VOICE, speed: BASELINE_SPEED }];
+    for (const { voice, speed } of conditions) {
+      for (const pad of served && voice === BASELINE_VOICE && speed === BASELINE_SPEED ? [0, 0.4] : [0]) {
+        const result = await score(recognizer, voice, speed, pad);
+        rows.push(
+          `| ${setup.name} | ${voice} | ${speed} | ${pad > 0 ? `${pad} s` : "none"} | ${percent(result.exact, result.phrases)} | ${percent(result.keywordsFound, result.keywords)} | ${percent(result.rulesRight, result.phrases)} | ${Math.round(result.decodeMs / result.phrases)} |`,
+        );
+        for (const miss of result.misses) misses.push(`- ${setup.name}, ${voice} @ ${speed} wpm: ${miss}`);
+        console.error(`measured: ${setup.name} ${voice} ${speed} pad ${pad}`);
+      }
+    }
+  } finally {
+    await recognizer.close();
+  }
+}
+
+/** Speech outside the grammar: the grammar forces it onto some phrase or nothing; show which. */
+const OUT_OF_GRAMMAR = [
+  "we are open nine to five monday to friday",
+  "i would like to book a table for two",
+  "can you repeat that",
+];
+const outOfGrammar: string[] = [];
+{
+  const recognizer = await PocketSphinxRecognizer.create({
+    phrases: CALLER_PHRASES.map((phrase) => phrase.text),
+    maxConcurrent: 1,
+  });
+  try {
+    for (const text of OUT_OF_GRAMMAR) {
+      const heard = normalizeUtterance(
+        await recognizer.transcribe(await telephonyUtterance(text, "en-us", 140, 0)),
+      );
+      outOfGrammar.push(`- "${text}" → "${heard}" (agent rule: ${matchRule(heard)?.name ?? "fallback"})`);
+    }
+  } finally {
+    await recognizer.close();
+  }
+}
+
+console.log(`Recognition of ${CALLER_PHRASES.length} scripted caller phrases through 8 kHz G.711 μ-law\n`);
+console.log("| decoder setup | voice | wpm | padding | exact phrase | keywords | agent rule | ms/phrase |");
+console.log("|---|---|---|---|---|---|---|---|");
+for (const row of rows) console.log(row);
+if (misses.length > 0) console.log(`\nMisses:\n${misses.join("\n")}`);
+console.log(`\nOut-of-grammar speech (served setup, en-us @ 140 wpm):\n${outOfGrammar.join("\n")}`);
