@@ -1,0 +1,80 @@
+/**
+ * The Worker's HTTP surface (hono): the bridge's media socket upgrade, the call report API, health.
+ *
+ *   GET /healthz                 → 200 {ok:true}
+ *   GET /v1/media/:callId        → 101, after the call token is verified (401 JSON before any upgrade)
+ *   GET /v1/calls/:callId        → the call report (status, transcript, per-turn timings); API token
+ *
+ * Authentication happens here, in the stateless Worker, so a bad token never wakes a Durable Object.
+ */
+import { verifyCallToken } from "@patchbay/shared/token";
+import { Hono } from "hono";
+import { INTERNAL_CALL_ID_HEADER } from "../call/session";
+
+const CALL_ID = /^[A-Za-z0-9_-]{8,64}$/;
+
+export const app = new Hono<{ Bindings: Env }>();
+
+app.get("/healthz", (c) => c.json({ ok: true }));
+
+app.get("/v1/media/:callId", async (c) => {
+  const callId = c.req.param("callId");
+  if (!CALL_ID.test(callId)) return c.json({ error: "bad-request", message: "malformed call id" }, 400);
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+    return c.json({ error: "upgrade-required", message: "this endpoint is a WebSocket" }, 426);
+  }
+  const token = bearer(c.req.header("authorization")) ?? c.req.query("token");
+  if (!token) return c.json({ error: "unauthorized", reason: "missing" }, 401);
+  if (!c.env.BRIDGE_SECRET) return c.json({ error: "unavailable", message: "BRIDGE_SECRET is not set" }, 503);
+  const check = await verifyCallToken(c.env.BRIDGE_SECRET, callId, token);
+  if (!check.ok) return c.json({ error: "unauthorized", reason: check.reason }, 401);
+
+  const stub = c.env.CALL.get(c.env.CALL.idFromName(callId));
+  const headers = new Headers(c.req.raw.headers);
+  headers.set(INTERNAL_CALL_ID_HEADER, callId);
+  headers.delete("authorization");
+  return stub.fetch(new Request(`https://call.internal/media/${callId}`, { headers }));
+});
+
+app.get("/v1/calls/:callId", async (c) => {
+  if (!(await apiAuthorized(c.req.header("authorization"), c.env.API_TOKEN))) {
+    return c.json({ error: "unauthorized" }, 401);
+  }
+  const callId = c.req.param("callId");
+  if (!CALL_ID.test(callId)) return c.json({ error: "bad-request", message: "malformed call id" }, 400);
+  const stub = c.env.CALL.get(c.env.CALL.idFromName(callId));
+  return stub.fetch("https://call.internal/internal/report");
+});
+
+app.notFound((c) => c.json({ error: "not-found" }, 404));
+app.onError((error, c) => {
+  console.error(JSON.stringify({ level: "error", msg: "request failed", error: error.message }));
+  return c.json({ error: "internal" }, 500);
+});
+
+function bearer(header: string | undefined): string | undefined {
+  const match = /^Bearer\s+(\S+)$/i.exec(header ?? "");
+  return match?.[1];
+}
+
+/**
+ * Constant-time check of the API token: both sides are hashed first, so the comparison is over equal
+ * lengths and its time says nothing about how many leading characters matched.
+ */
+export async function apiAuthorized(
+  header: string | undefined,
+  expected: string | undefined,
+): Promise<boolean> {
+  const presented = bearer(header);
+  if (!presented || !expected) return false;
+  const encoder = new TextEncoder();
+  const [a, b] = await Promise.all([
+    crypto.subtle.digest("SHA-256", encoder.encode(presented)),
+    crypto.subtle.digest("SHA-256", encoder.encode(expected)),
+  ]);
+  const left = new Uint8Array(a);
+  const right = new Uint8Array(b);
+  let difference = 0;
+  for (let i = 0; i < left.length; i++) difference |= left[i]! ^ right[i]!;
+  return difference === 0;
+}

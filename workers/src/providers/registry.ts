@@ -1,0 +1,110 @@
+/**
+ * Builds the providers an agent asks for (agent.stt/llm/tts.provider) from the Worker env. The vendor
+ * implementations in providers/<vendor>/ register here under stable ids; tests register in-process
+ * fakes under their own ids. A missing provider or key is a typed error naming what is missing, raised
+ * at call setup (before the greeting), never in the middle of a turn.
+ */
+import type { AgentDefinition } from "../agents/schema";
+import type { LlmProvider, SttProvider, TtsProvider } from "./types";
+
+/** The env a provider factory may read: bindings plus optional vendor secrets (all strings are optional). */
+export interface ProviderEnv {
+  AI?: Ai;
+  DEEPGRAM_API_KEY?: string;
+  OPENAI_API_KEY?: string;
+  OPENAI_BASE_URL?: string;
+  ELEVENLABS_API_KEY?: string;
+  CARTESIA_API_KEY?: string;
+  [name: string]: unknown;
+}
+
+export interface ProviderChoice {
+  provider: string;
+  model?: string | undefined;
+  options: Record<string, unknown>;
+}
+
+export interface FactoryContext {
+  agent: AgentDefinition;
+  env: ProviderEnv;
+}
+
+export type ProviderFactory<T> = (choice: ProviderChoice, context: FactoryContext) => T;
+
+export interface ProviderSet {
+  stt: SttProvider;
+  llm: LlmProvider;
+  tts: TtsProvider;
+}
+
+export class ProviderUnavailableError extends Error {
+  override readonly name = "ProviderUnavailableError";
+  constructor(
+    readonly stage: "stt" | "llm" | "tts" | "realtime",
+    readonly provider: string,
+    detail: string,
+  ) {
+    super(`${stage} provider ${provider} not available: ${detail}`);
+  }
+}
+
+type Stage = "stt" | "llm" | "tts";
+type StageProvider = { stt: SttProvider; llm: LlmProvider; tts: TtsProvider };
+
+const factories: { [S in Stage]: Map<string, ProviderFactory<StageProvider[S]>> } = {
+  stt: new Map(),
+  llm: new Map(),
+  tts: new Map(),
+};
+
+/** Registers (or replaces) the factory for provider id `id` at `stage`. */
+export function registerProvider<S extends Stage>(
+  stage: S,
+  id: string,
+  factory: ProviderFactory<StageProvider[S]>,
+): void {
+  (factories[stage] as Map<string, ProviderFactory<StageProvider[S]>>).set(id, factory);
+}
+
+export function unregisterProvider(stage: Stage, id: string): void {
+  factories[stage].delete(id);
+}
+
+export function registeredProviders(stage: Stage): string[] {
+  return [...factories[stage].keys()];
+}
+
+function build<S extends Stage>(stage: S, choice: ProviderChoice, context: FactoryContext): StageProvider[S] {
+  const factory = (factories[stage] as Map<string, ProviderFactory<StageProvider[S]>>).get(choice.provider);
+  if (!factory) {
+    const known = registeredProviders(stage).join(", ") || "none";
+    throw new ProviderUnavailableError(stage, choice.provider, `not registered (known: ${known})`);
+  }
+  return factory(choice, context);
+}
+
+/** Builds the three pipeline providers for an agent; throws ProviderUnavailableError. */
+export function buildProviders(agent: AgentDefinition, env: ProviderEnv): ProviderSet {
+  if (agent.mode === "realtime") {
+    throw new ProviderUnavailableError(
+      "realtime",
+      agent.llm.provider,
+      "speech-to-speech mode is not wired yet",
+    );
+  }
+  const context: FactoryContext = { agent, env };
+  return {
+    stt: build("stt", agent.stt, context),
+    llm: build("llm", agent.llm, context),
+    tts: build("tts", agent.tts, context),
+  };
+}
+
+/** Reads a required secret for a factory, with an error that names it. */
+export function requireSecret(env: ProviderEnv, stage: Stage, provider: string, name: string): string {
+  const value = env[name];
+  if (typeof value !== "string" || value === "") {
+    throw new ProviderUnavailableError(stage, provider, `secret ${name} is not set`);
+  }
+  return value;
+}
