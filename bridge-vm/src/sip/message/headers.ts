@@ -304,9 +304,9 @@ export function parseSipUri(text: string): SipUri | undefined {
 
   let user: string | undefined;
   let password: string | undefined;
-  // The userinfo ends at the LAST "@" before any "?" (an "@" may not appear unescaped in params/headers).
-  const question = rest.indexOf("?");
-  const at = (question < 0 ? rest : rest.slice(0, question)).lastIndexOf("@");
+  // The userinfo ends at the LAST "@": user may contain "?", ";" and "/" (RFC 4475 intmeth), while URI
+  // params and headers may not contain an unescaped "@" (RFC 3261 §25.1 paramchar, hvalue).
+  const at = rest.lastIndexOf("@");
   if (at >= 0) {
     const userinfo = rest.slice(0, at);
     rest = rest.slice(at + 1);
@@ -393,13 +393,18 @@ export function parseNameAddr(value: string): NameAddr | undefined {
   if (open >= 0) {
     const between = text.slice(index, open).trim();
     if (displayName === undefined) {
+      // Unquoted display names are tokens (RFC 3261 §25.1); "Bell, Alexander <…>" must be quoted
+      // (RFC 4475 baddn). Non-ASCII letters are tolerated: real phones send them unquoted.
+      if (/[,;"<>@:\\/[\]?={}()]/.test(between)) return undefined;
       if (between.length > 0) displayName = between.replace(/\s+/g, " ");
     } else if (between.length > 0) {
       return undefined;
     }
     const close = text.indexOf(">", open);
     if (close < 0) return undefined;
-    const uri = parseSipUri(text.slice(open + 1, close));
+    const inside = text.slice(open + 1, close);
+    if (inside.trim() !== inside) return undefined; // "< sip:a@b >" is not a name-addr (RFC 4475 badaspec)
+    const uri = parseSipUri(inside);
     if (!uri) return undefined;
     const after = text.slice(close + 1).trim();
     if (after.length > 0 && !after.startsWith(";")) return undefined;
@@ -409,8 +414,10 @@ export function parseNameAddr(value: string): NameAddr | undefined {
   }
 
   if (displayName !== undefined) return undefined;
-  const semi = text.indexOf(";");
-  const uriText = semi < 0 ? text : text.slice(0, semi);
+  // The header params start at the first ";" after the host: a user part may itself contain ";".
+  const at = text.lastIndexOf("@");
+  const semi = text.indexOf(";", Math.max(at, 0));
+  const uriText = (semi < 0 ? text : text.slice(0, semi)).trim();
   // A bare addr-spec cannot carry URI headers or params (RFC 3261 §20): those need the <> form.
   if (uriText.includes("?") || /\s/.test(uriText)) return undefined;
   const uri = parseSipUri(uriText);

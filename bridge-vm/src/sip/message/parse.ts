@@ -33,7 +33,7 @@ export interface ParseOptions {
 const CR = 0x0d;
 const LF = 0x0a;
 const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
-const STATUS_LINE = /^SIP\/(\d+\.\d+) (\d{3}) ?(.*)$/i;
+const STATUS_LINE = /^SIP\/(\d+\.\d+) (\d{3})(?: (.*))?$/i;
 const REQUEST_LINE = /^([^ ]+) ([^ ]+) SIP\/(\d+\.\d+)$/i;
 /** Headers that may appear at most once (RFC 3261 §20 plus what would make us ambiguous). */
 const SINGLETON_HEADERS = ["From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type"];
@@ -50,6 +50,14 @@ function fail(code: SipParseErrorCode, message: string, request?: SipRequest): S
 function sanitizeReason(text: string): string {
   const clean = text.replace(/[^\x20-\x7e]/g, "?");
   return clean.length > 100 ? `${clean.slice(0, 97)}...` : clean;
+}
+
+/**
+ * A plain Uint8Array copy. Node Buffers' slice() is a view on (pooled) memory, so never hand one of those
+ * up the stack as a message body.
+ */
+function copyBytes(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(bytes.subarray(start, end));
 }
 
 /** Index just past the blank line ending the header section, and where that header section ends. */
@@ -140,6 +148,8 @@ function parseUnsafe(bytes: Uint8Array, options: ParseOptions): SipParseResult {
     method = requestMatch[1]!;
     requestUri = requestMatch[2]!;
     if (!/^[A-Za-z][A-Za-z0-9+\-.]*:./.test(requestUri)) return fail("bad-uri", "Bad Request-URI");
+    // RFC 3261 §19.1.5: URI headers ("?Route=…") make no sense in a Request-URI (RFC 4475 escruri).
+    if (/^sips?:/i.test(requestUri) && requestUri.includes("?")) return fail("bad-uri", "Bad Request-URI");
   }
 
   // --- header lines
@@ -181,13 +191,13 @@ function parseUnsafe(bytes: Uint8Array, options: ParseOptions): SipParseResult {
   if (contentLength === undefined) {
     if (options.framing === "stream")
       return fail("bad-content-length", "Content-Length required", answerable);
-    body = bytes.slice(bodyStart);
+    body = copyBytes(bytes, bodyStart, bytes.length);
   } else if (contentLength > available) {
     return fail("bad-content-length", "Content-Length exceeds body", answerable);
   } else if (options.framing === "stream" && contentLength !== available) {
     return fail("bad-content-length", "Content-Length mismatch", answerable);
   } else {
-    body = bytes.slice(bodyStart, bodyStart + contentLength);
+    body = copyBytes(bytes, bodyStart, bodyStart + contentLength);
   }
   if (request) request.body = body;
 
@@ -224,7 +234,7 @@ function parseUnsafe(bytes: Uint8Array, options: ParseOptions): SipParseResult {
   if (request && cseq.method !== request.method) return fail("bad-cseq", "CSeq method mismatch", answerable);
 
   const maxForwards = headers.get("Max-Forwards");
-  if (maxForwards !== undefined && !/^\d{1,3}$/.test(maxForwards)) {
+  if (maxForwards !== undefined && !/^\d{1,10}$/.test(maxForwards)) {
     return fail("bad-header", "Malformed Max-Forwards", answerable);
   }
 
@@ -366,7 +376,7 @@ export class SipStreamFramer {
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b.slice();
+  if (a.length === 0) return copyBytes(b, 0, b.length);
   const merged = new Uint8Array(a.length + b.length);
   merged.set(a, 0);
   merged.set(b, a.length);
