@@ -103,6 +103,14 @@ export class InviteServerTransaction extends ServerTransactionBase {
     this.context.onAckTimeout?.();
   }
 
+  /**
+   * RFC 6026 §7.1: in Accepted, the UA core's 2xx retransmissions (RFC 3261 §13.3.1.4) still go out
+   * through the transaction, which knows where the INVITE came from.
+   */
+  retransmit2xx(): void {
+    if (this.state === "accepted" && this.lastResponse) this.transmit(this.lastResponse);
+  }
+
   /** A retransmission of the INVITE (same branch). */
   receiveRetransmission(): void {
     if ((this.state === "proceeding" || this.state === "completed") && this.lastResponse)

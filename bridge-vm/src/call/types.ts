@@ -1,0 +1,58 @@
+/**
+ * What the rest of the bridge sees of a call: its events and the causes it can end with. The service
+ * attaches the cloud link (src/cloud) on `answered` and forwards the cloud's hangup/transfer/send_dtmf
+ * requests to `hangup()`, `transfer()` and `media.duplex.sendDtmf()`.
+ */
+import type { CallMedia, MediaParams } from "../media/types";
+
+export type CallEndCause =
+  | "caller-hangup"
+  | "agent-hangup"
+  | "max-duration"
+  | "media-timeout"
+  | "cancelled"
+  | "no-ack"
+  /** RFC 4028: the session was not refreshed in time, or our refresh failed. */
+  | "session-expired"
+  /** We refused the INVITE (488, 503, 486, 422 …) before a dialog was confirmed. */
+  | "rejected"
+  /** The bridge is shutting down. */
+  | "shutdown"
+  | "error";
+
+export interface CallEnded {
+  cause: CallEndCause;
+  /** The SIP status that ended it: our final response (4xx/5xx/487), or 200 for a BYE-ended call. */
+  status?: number;
+  /** Free text for logs (never contains secrets). */
+  detail?: string;
+  durationMs: number;
+}
+
+export interface CallDtmf {
+  digit: string;
+  durationMs: number;
+  /** Where we learned it: SIP INFO (application/dtmf-relay). RFC 4733 events come from the media duplex. */
+  source: "sip-info";
+}
+
+export interface CallEvents {
+  /** ACK received: the call is up and media flows. Attach the cloud link here. */
+  answered: (media: CallMedia) => void;
+  /** A re-INVITE/UPDATE changed the media (hold, resume, new address). Already applied to media. */
+  mediaUpdated: (params: MediaParams) => void;
+  dtmf: (event: CallDtmf) => void;
+  /** Exactly once. Media is already closed (or closing) when this fires. */
+  ended: (info: CallEnded) => void;
+}
+
+export interface CallInfo {
+  /** Our id (UUID): logs, media socket URL, recordings. */
+  id: string;
+  sipCallId: string;
+  from: string;
+  to: string;
+  /** Forwarded X- headers (config sip.forwardHeaders) from the INVITE. */
+  headers: Record<string, string>;
+  remote: string;
+}

@@ -1,0 +1,263 @@
+/**
+ * Assembles the bridge from its config: transports → transaction layer → UA core (policy) → call
+ * manager → registration + keepalive. One owner for everything it creates; `stop()` un-registers,
+ * hangs up calls and closes sockets, and is idempotent.
+ *
+ * Hooks for what lands later: `calls.onCall(call => call.on("answered", media => …))` is where the cloud
+ * link (src/cloud) attaches; `mediaEngine` is injected (the real RTP engine, or the port-reserving
+ * stand-in by default).
+ */
+import { randomBytes } from "node:crypto";
+import { createSocket } from "node:dgram";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import { CallManager } from "./call/manager";
+import { PortReservingMediaEngine } from "./call/port-reserving-media";
+import type { BridgeConfig } from "./config";
+import type { Logger } from "./logging";
+import type { MediaEngine } from "./media/types";
+import { Keepalive } from "./sip/registration/keepalive";
+import { type BackoffPolicy, Registration } from "./sip/registration/registration";
+import { type Clock, systemClock } from "./sip/transaction/clock";
+import { TransactionLayer } from "./sip/transaction/layer";
+import { type BaseTimers, RFC3261_TIMERS } from "./sip/transaction/timers";
+import { TcpTransport } from "./sip/transport/tcp";
+import type { Endpoint, Transport, TransportProtocol } from "./sip/transport/types";
+import { UdpTransport } from "./sip/transport/udp";
+import { SourceAllowList } from "./sip/ua/cidr";
+import { CallPolicy } from "./sip/ua/policy";
+import { UaCore } from "./sip/ua/ua";
+
+export interface ServiceOptions {
+  config: BridgeConfig;
+  logger: Logger;
+  mediaEngine?: MediaEngine;
+  clock?: Clock;
+  timers?: BaseTimers;
+  registrationBackoff?: BackoffPolicy;
+  /**
+   * Also accept INVITEs addressed to our extension number (not only the Contact token), for direct
+   * calls from allowed sources (tests, trunks that dial the extension). Off by default.
+   */
+  acceptExtensionUser?: boolean;
+  /** Skip REGISTER (direct-call tests without a registrar). */
+  register?: boolean;
+}
+
+/** 128 random bits, base64url: the Contact user part that only the registrar learns. */
+export function generateContactToken(): string {
+  return randomBytes(16).toString("base64url");
+}
+
+export class BridgeService {
+  readonly contactToken = generateContactToken();
+  private advertised: { host: string; port: number } = { host: "", port: 0 };
+  private transports: Transport[] = [];
+  private layer: TransactionLayer | undefined;
+  ua: UaCore | undefined;
+  calls: CallManager | undefined;
+  registration: Registration | undefined;
+  private keepalive: Keepalive | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly clock: Clock;
+
+  private constructor(private readonly options: ServiceOptions) {
+    this.clock = options.clock ?? systemClock;
+  }
+
+  static async start(options: ServiceOptions): Promise<BridgeService> {
+    const service = new BridgeService(options);
+    try {
+      await service.boot();
+    } catch (error) {
+      await service.stop();
+      throw error;
+    }
+    return service;
+  }
+
+  /** The Contact URI for a transport: sip:<token>@<advertised host>:<port>[;transport=tcp]. */
+  contactUri(protocol: TransportProtocol): string {
+    const { host, port } = this.advertised;
+    const hostText = isIP(host) === 6 ? `[${host}]` : host;
+    return `sip:${this.contactToken}@${hostText}:${port}${protocol === "tcp" ? ";transport=tcp" : ""}`;
+  }
+
+  private async boot(): Promise<void> {
+    const { config, logger } = this.options;
+    const sip = config.sip;
+    const registrar = await resolveHostPort(sip.registrar, sip.transport);
+    const domain = sip.domain ?? sip.registrar.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+
+    const transportOptions = { address: sip.localAddress, port: sip.localPort, logger, trace: sip.trace };
+    const udp = new UdpTransport({ ...transportOptions, logger: logger.child({ component: "sip-udp" }) });
+    await udp.listen();
+    // TCP on the same port number as UDP, as a PBX expects of a SIP endpoint.
+    const tcp = new TcpTransport({
+      ...transportOptions,
+      port: udp.local.port,
+      logger: logger.child({ component: "sip-tcp" }),
+    });
+    this.transports = [udp];
+    await tcp.listen();
+    this.transports.push(tcp);
+    for (const transport of this.transports) {
+      transport.on("error", (error) =>
+        logger.error({ err: error, protocol: transport.protocol }, "SIP socket error"),
+      );
+    }
+
+    const host =
+      sip.publicAddress ??
+      (isWildcard(sip.localAddress) ? await routeAddressTo(registrar) : sip.localAddress);
+    this.advertised = { host, port: udp.local.port };
+
+    const layer = new TransactionLayer({
+      transports: this.transports,
+      clock: this.clock,
+      logger: logger.child({ component: "sip-transaction" }),
+      timers: this.options.timers ?? RFC3261_TIMERS,
+      sentBy: () => {
+        const { host: viaHost, port } = this.advertised;
+        return `${isIP(viaHost) === 6 ? `[${viaHost}]` : viaHost}:${port}`;
+      },
+    });
+    this.layer = layer;
+
+    const allowList = new SourceAllowList(
+      sip.allowedSources.length > 0 ? sip.allowedSources : [registrar.address],
+    );
+    const policy = new CallPolicy({
+      allowList,
+      rejectMode: sip.rejectMode,
+      contactToken: this.contactToken,
+      ...(this.options.acceptExtensionUser ? { acceptExtensionUser: sip.username } : {}),
+    });
+    const ua = new UaCore({
+      layer,
+      policy,
+      clock: this.clock,
+      logger: logger.child({ component: "sip-ua" }),
+      contactUri: (protocol) => this.contactUri(protocol),
+    });
+    this.ua = ua;
+
+    const mediaAddress = sip.publicAddress ?? host;
+    this.calls = new CallManager({
+      ua,
+      clock: this.clock,
+      logger,
+      media:
+        this.options.mediaEngine ??
+        new PortReservingMediaEngine({
+          address: isWildcard(sip.localAddress) ? "0.0.0.0" : sip.localAddress,
+          portMin: config.rtp.portMin,
+          portMax: config.rtp.portMax,
+        }),
+      settings: {
+        sendRinging: sip.sendRinging,
+        answerDelayMs: sip.answerDelayMs,
+        maxCallS: sip.maxCallS,
+        sessionExpiresS: sip.sessionExpiresS,
+        minSessionExpiresS: sip.minSessionExpiresS,
+        mediaAddress,
+        forwardHeaders: sip.forwardHeaders,
+      },
+      timers: layer.timers,
+      maxConcurrentCalls: sip.maxConcurrentCalls,
+    });
+
+    logger.info(
+      {
+        udp: `${udp.local.address}:${udp.local.port}`,
+        tcp: `${tcp.local.address}:${tcp.local.port}`,
+        advertised: `${this.advertised.host}:${this.advertised.port}`,
+        registrar: `${registrar.protocol}:${registrar.address}:${registrar.port}`,
+        allowedSources: sip.allowedSources.length > 0 ? sip.allowedSources : [registrar.address],
+      },
+      "SIP listening",
+    );
+
+    if (this.options.register === false) return;
+    const protocol = registrar.protocol;
+    this.registration = new Registration({
+      layer,
+      clock: this.clock,
+      logger: logger.child({ component: "sip-registration" }),
+      registrar,
+      domain,
+      username: sip.username,
+      authUsername: sip.authUsername ?? sip.username,
+      password: sip.password,
+      contactUser: this.contactToken,
+      contactUri: () => this.contactUri(protocol),
+      requestedExpiresS: sip.registerExpiresS,
+      ...(this.options.registrationBackoff ? { backoff: this.options.registrationBackoff } : {}),
+      onAddressLearned: (address, port) => {
+        // Behind NAT without a configured public address: advertise what the registrar sees.
+        if (sip.publicAddress || protocol !== "udp") return false;
+        if (address === this.advertised.host && port === this.advertised.port) return false;
+        logger.info({ address, port }, "registrar sees us at a different address; updating Contact");
+        this.advertised = { host: address, port };
+        return true;
+      },
+    });
+    this.keepalive = new Keepalive({
+      mode: sip.keepalive,
+      intervalS: sip.keepaliveIntervalS,
+      layer,
+      clock: this.clock,
+      logger,
+      target: registrar,
+      domain,
+      fromUri: `sip:${sip.username}@${domain}`,
+    });
+    this.registration.start();
+    this.keepalive.start();
+  }
+
+  /** The local SIP port (UDP and TCP). */
+  get sipPort(): number {
+    return this.transports[0]?.local.port ?? 0;
+  }
+
+  /** Un-REGISTER, hang up calls, close sockets. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.keepalive?.stop();
+      await this.calls?.hangupAll("shutdown");
+      await this.registration?.stop();
+      this.layer?.close();
+      await Promise.all(this.transports.map((transport) => transport.close()));
+    })();
+    return this.stopping;
+  }
+}
+
+async function resolveHostPort(hostPort: string, protocol: TransportProtocol): Promise<Endpoint> {
+  const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(hostPort);
+  const host = (match?.[1] ?? hostPort).replace(/^\[|\]$/g, "");
+  const port = match?.[2] ? Number(match[2]) : 5060;
+  const address = isIP(host) ? host : (await lookup(host, { family: 4 })).address;
+  return { protocol, address, port };
+}
+
+function isWildcard(address: string): boolean {
+  return address === "0.0.0.0" || address === "::" || address === "";
+}
+
+/** The local address the kernel would use toward `target` (no packet is sent: connect() on UDP). */
+function routeAddressTo(target: Endpoint): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = createSocket(isIP(target.address) === 6 ? "udp6" : "udp4");
+    socket.on("error", () => {
+      socket.close();
+      resolve("127.0.0.1");
+    });
+    socket.connect(target.port, target.address, () => {
+      const address = socket.address().address;
+      socket.close();
+      resolve(address);
+    });
+  });
+}
