@@ -35,8 +35,11 @@ export interface PacerOptions {
 }
 
 export interface PacerSink {
-  /** A packet to put on the wire now. `agentAudio` is the 160-byte agent frame it carries, if any. */
-  send(packet: Uint8Array, agentAudio: Uint8Array | undefined): void;
+  /**
+   * A packet to put on the wire now. `agentAudio` is the 160-byte agent frame it carries, if any;
+   * `frameMs` is the frame's slot on the grid (ms since start), for time-aligned recording.
+   */
+  send(packet: Uint8Array, agentAudio: Uint8Array | undefined, frameMs: number): void;
   markPlayed(name: string, atMs: number): void;
 }
 
@@ -262,7 +265,7 @@ export class PlayoutPacer {
     this.packetsSent++;
     this.octetsSent += packet.length - RTP_HEADER_BYTES;
     this.lastTimestampSent = this.timestamp;
-    this.sink.send(packet, agentAudio);
+    this.sink.send(packet, agentAudio, this.frameIndex * FRAME_MS);
   }
 
   private take(target: Uint8Array): number {
