@@ -243,6 +243,8 @@ export class DigestClient {
   private readonly nonceCounts = new Map<string, number>();
   private lastChallenge: { challenge: DigestChallenge; headerName: DigestHeaderName } | undefined;
   private consecutiveChallenges = 0;
+  /** The nonce of the challenge we last answered straight away (not a cached one reused later). */
+  private freshNonce: string | undefined;
 
   constructor(credentials: DigestCredentials, options: DigestClientOptions = {}) {
     this.credentials = credentials;
@@ -269,8 +271,18 @@ export class DigestClient {
       .getAll(headerName)
       .map(parseSentAuthorization)
       .filter((sent) => sent.realm === challenge.realm);
-    const answeredThisNonce = sentNonces.some((sent) => sent.nonce === challenge.nonce);
-    if (answeredThisNonce && !challenge.stale) return { action: "fail", reason: "credentials-rejected" };
+    if (!challenge.stale) {
+      // Refused although we answered this very nonce: the credentials are wrong.
+      if (sentNonces.some((sent) => sent.nonce === challenge.nonce)) {
+        return { action: "fail", reason: "credentials-rejected" };
+      }
+      // Kamailio-style servers issue a fresh nonce with every challenge: if we had just answered a fresh
+      // challenge and the server neither accepted it nor called it stale, the credentials are wrong too.
+      // (A cached nonce used pre-emptively may simply have expired on a server that never sets stale.)
+      const answeredFresh =
+        this.freshNonce !== undefined && sentNonces.some((sent) => sent.nonce === this.freshNonce);
+      if (answeredFresh) return { action: "fail", reason: "credentials-rejected" };
+    }
 
     this.consecutiveChallenges++;
     if (this.consecutiveChallenges > this.maxConsecutive)
@@ -279,6 +291,7 @@ export class DigestClient {
     // stale=true only counts as "not a failure" when we had in fact sent credentials for this realm.
     const stale = challenge.stale && sentNonces.length > 0;
     this.lastChallenge = { challenge, headerName };
+    this.freshNonce = challenge.nonce;
     const headerValue = this.authorizeWith(
       challenge,
       previousRequest.method,
@@ -296,6 +309,7 @@ export class DigestClient {
   ): { headerName: DigestHeaderName; headerValue: string } | undefined {
     if (!this.lastChallenge) return undefined;
     const { challenge, headerName } = this.lastChallenge;
+    this.freshNonce = undefined;
     return { headerName, headerValue: this.authorizeWith(challenge, method, uri, body) };
   }
 
@@ -307,6 +321,7 @@ export class DigestClient {
   /** Forget cached challenges (e.g. after the registrar changed). */
   reset(): void {
     this.lastChallenge = undefined;
+    this.freshNonce = undefined;
     this.nonceCounts.clear();
     this.consecutiveChallenges = 0;
   }

@@ -62,7 +62,11 @@ const O_LINE = /^o=(\S+) (\d{1,20}) (\d{1,20}) IN (IP4|IP6) (\S+)$/;
 
 function validate(sdp: string): Validation {
   if (sdp.length > SDP_LIMITS.maxBytes) return { ok: false, status: 400, reason: "SDP too large" };
-  const lines = sdp.split(/\r?\n/).filter((line) => line.length > 0);
+  // Trailing whitespace on a line is common from hardware phones and harmless: tolerate it.
+  const lines = sdp
+    .split(/\r?\n/)
+    .map((line) => line.trimEnd())
+    .filter((line) => line.length > 0);
   if (lines[0] !== "v=0") return { ok: false, status: 400, reason: "SDP must start with v=0" };
   const origin = lines.find((line) => line.startsWith("o="));
   if (!origin || !O_LINE.test(origin)) return { ok: false, status: 400, reason: "Bad SDP origin" };
@@ -103,7 +107,7 @@ function validate(sdp: string): Validation {
       if (mediaLines.length === 0) sessionConnection = true;
       else currentHasConnection = true;
     } else if (line.startsWith("a=rtpmap:") || line.startsWith("a=fmtp:")) {
-      const pt = /^a=(?:rtpmap|fmtp):(\d{1,3}) /.exec(line);
+      const pt = /^a=(?:rtpmap|fmtp):(\d{1,3})(?: |$)/.exec(line);
       if (!pt || Number(pt[1]) > 127) return { ok: false, status: 400, reason: "Bad SDP payload type" };
     }
   }
@@ -406,7 +410,7 @@ function originOf(
 ): { username: string; sessionId: string; version: string; address: string } | undefined {
   for (const line of sdp.split(/\r?\n/)) {
     if (!line.startsWith("o=")) continue;
-    const match = O_LINE.exec(line);
+    const match = O_LINE.exec(line.trimEnd());
     if (!match) return undefined;
     return { username: match[1]!, sessionId: match[2]!, version: match[3]!, address: match[5]! };
   }

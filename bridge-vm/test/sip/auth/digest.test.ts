@@ -217,6 +217,39 @@ describe("DigestClient", () => {
     expect(decision).toMatchObject({ action: "retry", stale: true });
   });
 
+  it("treats a fresh nonce after a just-answered challenge (Kamailio, wrong password) as rejected", () => {
+    const client = new DigestClient({ username: "bridge", password: "wrong" }, { cnonce: () => "cn" });
+    const first = register();
+    const decision = client.respondToChallenge(
+      challengeResponse(first, 401, 'Digest realm="k", nonce="N1", qop="auth"'),
+      first,
+    );
+    if (decision.action !== "retry") throw new Error(decision.reason);
+    const second = register(decision.headerValue);
+    expect(
+      client.respondToChallenge(
+        challengeResponse(second, 401, 'Digest realm="k", nonce="N2", qop="auth"'),
+        second,
+      ),
+    ).toEqual({ action: "fail", reason: "credentials-rejected" });
+  });
+
+  it("retries once when a cached nonce used pre-emptively is refused without stale", () => {
+    const client = new DigestClient({ username: "bridge", password: "pw" }, { cnonce: () => "cn" });
+    const first = register();
+    client.respondToChallenge(
+      challengeResponse(first, 401, 'Digest realm="k", nonce="N1", qop="auth"'),
+      first,
+    );
+    client.succeeded();
+    const refresh = register(client.authorize("REGISTER", "sip:pbx.example")?.headerValue);
+    const decision = client.respondToChallenge(
+      challengeResponse(refresh, 401, 'Digest realm="k", nonce="N2", qop="auth"'),
+      refresh,
+    );
+    expect(decision).toMatchObject({ action: "retry", stale: false });
+  });
+
   it("uses Proxy-Authorization for 407 and counts nonce uses for pre-emptive refreshes", () => {
     const client = new DigestClient({ username: "bridge", password: "pw" }, { cnonce: () => "cn" });
     const invite = register();

@@ -267,6 +267,12 @@ describe("answerOffer validation", () => {
     expect(answerOffer(base("m=audio 0 RTP/AVP 0"), LOCAL)).toMatchObject({ ok: false, status: 488 });
   });
 
+  it("tolerates trailing whitespace and LF-only line endings", () => {
+    const offer =
+      "v=0\no=- 1 1 IN IP4 10.0.0.9 \ns=-\nc=IN IP4 10.0.0.9\nt=0 0\nm=audio 7000 RTP/AVP 0 101 \na=rtpmap:101 telephone-event/8000\n";
+    expect(answered(answerOffer(offer, LOCAL)).params).toMatchObject({ codec: "PCMU", dtmfPayloadType: 101 });
+  });
+
   it("treats an out-of-range ptime as the 20 ms default", () => {
     expect(
       answered(answerOffer(base("m=audio 7000 RTP/AVP 0", "a=ptime:4294967296"), LOCAL)).params.ptimeMs,
