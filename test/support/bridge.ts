@@ -23,6 +23,9 @@ export interface StartBridgeOptions {
   password: string;
   domain?: string;
   transport?: "udp" | "tcp";
+  /** Local SIP address (default 127.0.0.1). Kamailio's test config treats every port of its own IP as
+   * "myself", so a bridge reached through it must sit on another loopback address, e.g. 127.0.0.3. */
+  host?: string;
   /** Local SIP port; default a free one. */
   port?: number;
   /** Extra environment (any ENV_KEYS name, e.g. SIP_ANSWER_DELAY_MS). */
@@ -34,6 +37,7 @@ export interface StartBridgeOptions {
 
 export interface BridgeInstance {
   process: PeerHandle;
+  host: string;
   port: number;
   /** The Contact URI the bridge registered (from its "registered" line), when it did. */
   contact?: string;
@@ -58,13 +62,14 @@ function parseLine(line: string): BridgeLogLine | undefined {
 }
 
 export async function startBridge(options: StartBridgeOptions): Promise<BridgeInstance> {
-  const port = options.port ?? (await freeUdpPort());
+  const host = options.host ?? LOOPBACK;
+  const port = options.port ?? (await freeUdpPort(host));
   const env: Record<string, string> = {
     SIP_REGISTRAR: options.registrar,
     SIP_USERNAME: options.username,
     SIP_PASSWORD: options.password,
     SIP_TRANSPORT: options.transport ?? "udp",
-    SIP_LOCAL_ADDRESS: LOOPBACK,
+    SIP_LOCAL_ADDRESS: host,
     SIP_LOCAL_PORT: String(port),
     SIP_KEEPALIVE: "off",
     LOG_LEVEL: "debug",
@@ -95,6 +100,7 @@ export async function startBridge(options: StartBridgeOptions): Promise<BridgeIn
   let stopped: Promise<number | null> | undefined;
   const instance: BridgeInstance = {
     process: proc,
+    host,
     port,
     logs,
     waitForLog,
