@@ -729,12 +729,21 @@ export class Conversation {
 
   // ---- Barge-in -------------------------------------------------------------------------------
 
+  /**
+   * Barge-in needs caller sound that began after the agent's turn started (so the tail of the caller's
+   * own last sentence never counts) and has lasted minSpeechMs: a burst of energy from our VAD, or the
+   * STT's speech-started followed by words.
+   */
   #checkBargeIn(now: number): void {
-    if (!this.agentTalking || !this.#agent.bargeIn.enabled || this.#turn?.speculative) return;
+    const turn = this.#turn;
+    if (!turn || turn.settled || turn.speculative || !this.#agent.bargeIn.enabled) return;
+    const since = turn.record.startedAt;
     const minimum = this.#agent.bargeIn.minSpeechMs;
-    const vadSpeech = this.#vad.speaking && now - this.#vad.speechStartMs >= minimum;
+    const burst = this.#vad.burstStartMs;
+    const vadSpeech = burst !== undefined && burst >= since && now - burst >= minimum;
+    const sttStart = this.#sttSpeechAt;
     const sttSpeech =
-      this.#sttSpeechAt !== undefined && this.#sttWordsSinceSpeech && now - this.#sttSpeechAt >= minimum;
+      sttStart !== undefined && sttStart >= since && this.#sttWordsSinceSpeech && now - sttStart >= minimum;
     if (vadSpeech || sttSpeech) this.#interrupt("barge-in");
   }
 

@@ -17,6 +17,8 @@ export type VadEvent = { type: "speech-start"; atMs: number } | { type: "speech-
 
 const FULL_SCALE_SQUARED = 32768 * 32768;
 const HYSTERESIS_DB = 6;
+/** A "burst" (barge-in evidence) survives dips this short between syllables. */
+const BURST_GAP_MS = 120;
 
 /** Squared sample value for each G.711 byte, so a frame's energy is 160 table lookups. */
 const squaredTables: Record<G711Codec, Float64Array> = {
@@ -49,6 +51,8 @@ export class EnergyVad {
   #lastSpeechMs = 0;
   #speechStartMs = 0;
   #hadSpeech = false;
+  #burstStartMs?: number;
+  #lastLoudMs = 0;
 
   constructor(
     private readonly codec: G711Codec,
@@ -62,6 +66,15 @@ export class EnergyVad {
   /** End of the last frame that counted as speech (undefined before any speech). */
   get lastSpeechEndMs(): number | undefined {
     return this.#hadSpeech ? this.#lastSpeechMs : undefined;
+  }
+
+  /**
+   * Start of the current burst of caller sound (loud frames with dips under 120 ms), or undefined in
+   * quiet. Unlike `speaking`, it has no long hang-over, so the tail of the caller's previous sentence
+   * does not count as a new interruption.
+   */
+  get burstStartMs(): number | undefined {
+    return this.#burstStartMs;
   }
 
   /** When the current speech began (valid while `speaking`). */
@@ -87,12 +100,20 @@ export class EnergyVad {
   reset(): void {
     this.#speaking = false;
     this.#loudRun = 0;
+    this.#burstStartMs = undefined;
   }
 
   #pushFrame(levelDb: number, atMs: number, events: VadEvent[]): void {
     const threshold = this.#speaking
       ? this.options.speechThresholdDb - HYSTERESIS_DB
       : this.options.speechThresholdDb;
+    const burstThreshold = this.options.speechThresholdDb - HYSTERESIS_DB;
+    if (levelDb >= burstThreshold) {
+      if (this.#burstStartMs === undefined) this.#burstStartMs = atMs;
+    } else if (this.#burstStartMs !== undefined && atMs + FRAME_MS - this.#lastLoudMs > BURST_GAP_MS) {
+      this.#burstStartMs = undefined;
+    }
+    if (levelDb >= burstThreshold) this.#lastLoudMs = atMs + FRAME_MS;
     if (levelDb >= threshold) {
       if (this.#loudRun === 0) this.#loudRunStartMs = atMs;
       this.#loudRun++;

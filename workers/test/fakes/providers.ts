@@ -132,7 +132,9 @@ export class FakeLlm implements LlmProvider {
   constructor(
     readonly hub: FakeHub,
     private readonly latency: { firstTokenMs: number; tokenMs: number } = { firstTokenMs: 0, tokenMs: 0 },
-  ) {}
+  ) {
+    hub.lastLlm = this;
+  }
 
   async *stream(request: ChatRequest): AsyncIterable<ChatEvent> {
     this.requests.push(request.messages.map((message) => ({ ...message })));
@@ -271,6 +273,7 @@ export class FakeHub {
   replies: ScriptedReply[] = [];
   stt?: FakeSttSession;
   tts?: FakeTtsSession;
+  lastLlm?: FakeLlm;
   llmCalls: { atMs: number; messages: number }[] = [];
   tokens: number[] = [];
   speakCalls: number[] = [];
@@ -289,6 +292,7 @@ export class FakeHub {
     this.replies = [];
     this.stt = undefined;
     this.tts = undefined;
+    this.lastLlm = undefined;
     this.llmCalls = [];
     this.tokens = [];
     this.speakCalls = [];

@@ -140,6 +140,20 @@ export class TestBridge {
     }
   }
 
+  /** Like sendAudio, one frame every 20 ms of real time (the Durable Object reads Date.now()). */
+  async sendAudioPaced(
+    frames: number,
+    kind: "speech" | "silence",
+    stopWhen?: () => boolean,
+  ): Promise<number> {
+    for (let index = 0; index < frames; index++) {
+      if (stopWhen?.()) return index;
+      this.sendAudio(1, kind);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return frames;
+  }
+
   messages(): WorkerMessage[] {
     return this.received.flatMap((item) => (item.kind === "message" ? [item.message] : []));
   }
