@@ -10,7 +10,7 @@
  * file in well under a second. Type checking stays with `pnpm typecheck`.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -33,23 +33,10 @@ const banner = [
   "const __dirname = __patchbayDirname(__filename);",
 ].join("\n");
 
-// Until src/main.ts exists, bundle a stand-in that only loads the config, so the artifact and the
-// "bad config exits 2" contract can be built and tested. It is loud about being a stand-in.
-const standIn = `
-import { loadConfigOrExit } from "./src/config";
-loadConfigOrExit();
-process.stderr.write("patchbay: this bundle was built without src/main.ts (config check only)\\n");
-process.exit(1);
-`;
-
 rmSync(distDir, { recursive: true, force: true });
-const hasMain = existsSync(entry);
-if (!hasMain) process.stderr.write("build: src/main.ts not found; bundling the config-only stand-in\n");
 
 const result = await build({
-  ...(hasMain
-    ? { entryPoints: [entry] }
-    : { stdin: { contents: standIn, resolveDir: packageDir, sourcefile: "stand-in.ts", loader: "ts" } }),
+  entryPoints: [entry],
   outfile,
   bundle: true,
   platform: "node",
