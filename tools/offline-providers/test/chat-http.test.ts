@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChatCompletion } from "../src/chat/chunks";
 import { type OfflineProviders, startOfflineProviders } from "../src/index";
-import { AUTH, postJson, sseData } from "./support";
+import { AUTH, errorOf, postJson, sseData } from "./support";
 
 let providers: OfflineProviders;
 let chatUrl: string;
@@ -142,10 +143,10 @@ describe("POST /v1/chat/completions (whole)", () => {
       messages: [{ role: "user", content: [{ type: "text", text: "goodbye" }] }],
     });
     expect(response.status).toBe(200);
-    const completion = await response.json();
+    const completion = (await response.json()) as ChatCompletion;
     expect(completion.object).toBe("chat.completion");
-    expect(completion.choices[0].finish_reason).toBe("tool_calls");
-    expect(completion.choices[0].message.tool_calls[0].function).toEqual({
+    expect(completion.choices[0]?.finish_reason).toBe("tool_calls");
+    expect(completion.choices[0]?.message.tool_calls?.[0]?.function).toEqual({
       name: "end_call",
       arguments: "{}",
     });
@@ -165,10 +166,10 @@ describe("errors are shaped like OpenAI's", () => {
   ])("400 for %s", async (_name, body, param) => {
     const response = await postJson(chatUrl, body);
     expect(response.status).toBe(400);
-    const json = await response.json();
-    expect(json.error.type).toBe("invalid_request_error");
-    expect(json.error.param).toBe(param);
-    expect(typeof json.error.message).toBe("string");
+    const error = await errorOf(response);
+    expect(error.type).toBe("invalid_request_error");
+    expect(error.param).toBe(param);
+    expect(typeof error.message).toBe("string");
   });
 
   it("400 for a body that is not JSON", async () => {
@@ -178,20 +179,23 @@ describe("errors are shaped like OpenAI's", () => {
       body: "{",
     });
     expect(response.status).toBe(400);
-    expect((await response.json()).error.type).toBe("invalid_request_error");
+    expect((await errorOf(response)).type).toBe("invalid_request_error");
   });
 
   it("401 without a bearer token, 404 for unknown paths", async () => {
     const unauthenticated = await postJson(chatUrl, { model: "m", messages: [] }, {});
     expect(unauthenticated.status).toBe(401);
-    expect((await unauthenticated.json()).error.code).toBe("missing_api_key");
+    expect((await errorOf(unauthenticated)).code).toBe("missing_api_key");
     const missing = await fetch(`${providers.url}/v1/nothing`, { headers: AUTH });
     expect(missing.status).toBe(404);
   });
 
   it("serves /healthz without auth and lists models", async () => {
     expect((await fetch(`${providers.url}/healthz`)).status).toBe(200);
-    const models = await (await fetch(`${providers.url}/v1/models`, { headers: AUTH })).json();
+    const models = (await (await fetch(`${providers.url}/v1/models`, { headers: AUTH })).json()) as {
+      object: string;
+      data: unknown[];
+    };
     expect(models.object).toBe("list");
     expect(models.data.length).toBeGreaterThan(0);
   });

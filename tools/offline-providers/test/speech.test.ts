@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type OfflineProviders, startOfflineProviders } from "../src/index";
 import { isWavError, parseWav } from "../src/speech/wav";
-import { decodeWithSox, frameLevels, postJson } from "./support";
+import { decodeWithSox, errorOf, frameLevels, postJson } from "./support";
 
 let providers: OfflineProviders;
 let speechUrl: string;
@@ -93,7 +93,6 @@ describe("POST /v1/audio/speech", () => {
       ...override,
     });
     expect(response.status).toBe(400);
-    const json = await response.json();
-    expect(json.error).toMatchObject({ type: "invalid_request_error", param });
+    expect(await errorOf(response)).toMatchObject({ type: "invalid_request_error", param });
   });
 });

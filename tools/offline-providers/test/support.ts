@@ -69,3 +69,12 @@ export function wavFile(samples: Int16Array, sampleRate: number): Uint8Array {
   header.writeUInt32LE(data.length, 40);
   return new Uint8Array(Buffer.concat([header, data]));
 }
+
+export interface OpenAiErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+/** The error object of an OpenAI-shaped error response. */
+export async function errorOf(response: Response): Promise<OpenAiErrorBody["error"]> {
+  return ((await response.json()) as OpenAiErrorBody).error;
+}

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { matchRule } from "../src/chat/agent";
 import { type OfflineProviders, startOfflineProviders } from "../src/index";
-import { AUTH, decodeWithSox, postJson, wavFile } from "./support";
+import { AUTH, decodeWithSox, errorOf, postJson, wavFile } from "./support";
 
 let providers: OfflineProviders;
 
@@ -69,6 +69,6 @@ describe("POST /v1/audio/transcriptions", () => {
       body: form,
     });
     expect(response.status).toBe(400);
-    expect((await response.json()).error).toMatchObject({ type: "invalid_request_error", param });
+    expect(await errorOf(response)).toMatchObject({ type: "invalid_request_error", param });
   });
 });

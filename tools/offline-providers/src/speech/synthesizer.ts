@@ -19,7 +19,7 @@ export interface SynthesisRequest {
 export interface Synthesis {
   /** Encoded audio, streamed as produced. */
   audio: Readable;
-  /** Resolves when both processes exit cleanly; rejects with their stderr otherwise. */
+  /** Resolves when both processes exit cleanly or were killed by `kill()`; rejects with their stderr otherwise. */
   done: Promise<void>;
   kill(): void;
 }
@@ -78,9 +78,12 @@ export function synthesize(request: SynthesisRequest): Synthesis {
   const done = Promise.all([espeakDone, soxDone]).then(
     () => undefined,
     (error: unknown) => {
+      if (killed) return; // we ended it on purpose (client gone, server closing): not a failure
       kill();
       throw error;
     },
   );
+  // Callers that stop early (client hung up) never await `done`; that must not be an unhandled rejection.
+  done.catch(() => {});
   return { audio: sox.stdout, done, kill };
 }
