@@ -84,16 +84,34 @@ function findBadControl(bytes: Uint8Array, start: number, end: number): number {
 
 /** Split the header section into unfolded logical lines (LWS continuation joined with one space). */
 function unfoldLines(text: string): string[] {
-  const physical = text.split(/\r?\n/);
-  const logical: string[] = [];
-  for (const line of physical) {
-    if ((line.startsWith(" ") || line.startsWith("\t")) && logical.length > 0) {
-      logical[logical.length - 1] = `${logical[logical.length - 1]!.replace(/[ \t]+$/, "")} ${line.trim()}`;
+  // Parts are joined once per logical line: repeated string concatenation would be quadratic on a
+  // message made of thousands of continuation lines.
+  const logical: string[][] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const current = logical[logical.length - 1];
+    if ((line.startsWith(" ") || line.startsWith("\t")) && current !== undefined) {
+      current[current.length - 1] = current[current.length - 1]!.trimEnd();
+      current.push(line.trim());
     } else {
-      logical.push(line);
+      logical.push([line]);
     }
   }
-  return logical;
+  return logical.map((parts) => parts.join(" "));
+}
+
+/**
+ * "METHOD <anything> SIP/2.0" with sloppy whitespace: enough to answer 400. Written without a regex
+ * (a lazy pattern here would backtrack quadratically on a long line of spaces).
+ */
+function looseRequestLine(line: string): { method: string; uri: string } | undefined {
+  const trimmed = line.trimEnd();
+  if (!trimmed.toUpperCase().endsWith(" SIP/2.0") && !trimmed.toUpperCase().endsWith("\tSIP/2.0"))
+    return undefined;
+  const firstGap = trimmed.search(/[ \t]/);
+  if (firstGap <= 0) return undefined;
+  const method = trimmed.slice(0, firstGap);
+  if (!TOKEN.test(method)) return undefined;
+  return { method, uri: trimmed.slice(firstGap, trimmed.length - "SIP/2.0".length).trim() };
 }
 
 export function parseSipMessage(bytes: Uint8Array, options: ParseOptions = {}): SipParseResult {
@@ -132,6 +150,7 @@ function parseUnsafe(bytes: Uint8Array, options: ParseOptions): SipParseResult {
   let requestUri = "";
   let status = 0;
   let reason = "";
+  let startLineError: [SipParseErrorCode, string] | undefined;
   const statusMatch = STATUS_LINE.exec(startLine);
   if (statusMatch) {
     if (statusMatch[1] !== "2.0") return fail("bad-version", "Version Not Supported");
@@ -139,17 +158,28 @@ function parseUnsafe(bytes: Uint8Array, options: ParseOptions): SipParseResult {
     if (status < 100 || status > 699) return fail("bad-start-line", "Bad status code");
     reason = statusMatch[3] ?? "";
   } else {
+    // A request line that is wrong only in its details (extra spaces, bad URI, bad version) still gets a
+    // 400 when the headers allow one (RFC 4475 lwsstart, trws, ltgtruri, escruri, badvers): keep the error,
+    // read the headers, and return the error with the request attached.
     const requestMatch = REQUEST_LINE.exec(startLine);
-    if (!requestMatch) {
-      return fail("bad-start-line", /SIP\/\d/i.test(startLine) ? "Bad Request-Line" : "Bad start line");
+    if (requestMatch && TOKEN.test(requestMatch[1]!)) {
+      method = requestMatch[1]!;
+      requestUri = requestMatch[2]!;
+      if (requestMatch[3] !== "2.0") startLineError = ["bad-version", "Version Not Supported"];
+      else if (!/^[A-Za-z][A-Za-z0-9+\-.]*:./.test(requestUri))
+        startLineError = ["bad-uri", "Bad Request-URI"];
+      // RFC 3261 §19.1.5: URI headers ("?Route=…") make no sense in a Request-URI (RFC 4475 escruri).
+      else if (/^sips?:/i.test(requestUri) && requestUri.includes("?")) {
+        startLineError = ["bad-uri", "Bad Request-URI"];
+      }
+    } else {
+      const loose = looseRequestLine(startLine);
+      if (!loose)
+        return fail("bad-start-line", /SIP\/\d/i.test(startLine) ? "Bad Request-Line" : "Bad start line");
+      method = loose.method;
+      requestUri = loose.uri;
+      startLineError = ["bad-start-line", "Bad Request-Line"];
     }
-    if (!TOKEN.test(requestMatch[1]!)) return fail("bad-start-line", "Bad method");
-    if (requestMatch[3] !== "2.0") return fail("bad-version", "Version Not Supported");
-    method = requestMatch[1]!;
-    requestUri = requestMatch[2]!;
-    if (!/^[A-Za-z][A-Za-z0-9+\-.]*:./.test(requestUri)) return fail("bad-uri", "Bad Request-URI");
-    // RFC 3261 §19.1.5: URI headers ("?Route=…") make no sense in a Request-URI (RFC 4475 escruri).
-    if (/^sips?:/i.test(requestUri) && requestUri.includes("?")) return fail("bad-uri", "Bad Request-URI");
   }
 
   // --- header lines
@@ -163,7 +193,7 @@ function parseUnsafe(bytes: Uint8Array, options: ParseOptions): SipParseResult {
     if (headerCount > SIP_LIMITS.maxHeaders) return fail("too-many-headers", "Too many headers");
     const colon = line.indexOf(":");
     if (colon <= 0) return fail("bad-header", "Malformed header line");
-    const name = line.slice(0, colon).replace(/[ \t]+$/, "");
+    const name = line.slice(0, colon).trimEnd();
     if (!TOKEN.test(name)) return fail("bad-header", "Malformed header name");
     headers.append(name, line.slice(colon + 1).trim());
   }
@@ -174,6 +204,7 @@ function parseUnsafe(bytes: Uint8Array, options: ParseOptions): SipParseResult {
       : undefined;
   // The partial request goes back with errors only when a 400 can actually be built from it.
   const answerable = request && REQUIRED_HEADERS.every((h) => headers.has(h)) ? request : undefined;
+  if (startLineError) return fail(startLineError[0], startLineError[1], answerable);
 
   // --- Content-Length and body
   const lengthValues = headers.getAll("Content-Length");

@@ -200,7 +200,12 @@ describe("parseSipMessage: requests", () => {
   it("rejects bad start lines and versions", () => {
     expectError(parseSipMessage(enc.encode("hello world\r\n\r\n")), "bad-start-line");
     const v3 = ["INVITE sip:a@b SIP/3.0", ...INVITE_LINES.slice(1)];
-    expectError(parseSipMessage(crlf(v3)), "bad-version");
+    expect(expectError(parseSipMessage(crlf(v3)), "bad-version").request?.method).toBe("INVITE");
+    const spaced = ["INVITE  sip:a@b  SIP/2.0 ", ...INVITE_LINES.slice(1)];
+    const sloppy = expectError(parseSipMessage(crlf(spaced)), "bad-start-line");
+    expect(sloppy.request?.uri).toBe("sip:a@b");
+    expect(sloppy.error.message).toBe("Bad Request-Line");
+    expect(expectError(parseSipMessage(crlf(spaced.slice(0, 3))), "bad-start-line").request).toBeUndefined();
     expectError(parseSipMessage(new Uint8Array(0)), "empty");
     expectError(parseSipMessage(enc.encode("\r\n\r\n")), "empty");
   });
