@@ -85,10 +85,15 @@ export class ElevenLabsTts implements TtsProvider {
 class Utterance {
   socket: VendorSocket | undefined;
   private pending: unknown[] = [];
+  /** flush() sent the end of stream on it. */
   ended = false;
+  /** isFinal received: all its audio has arrived. */
+  final = false;
   abandoned = false;
   /** Text was sent on it: losing the socket now loses speech, which must be reported. */
   spoke = false;
+  /** Audio that arrived while an earlier utterance was still playing out. */
+  held: Uint8Array[] = [];
 
   constructor(readonly opened: Promise<void>) {}
 
@@ -104,8 +109,16 @@ class Utterance {
   }
 }
 
+/** Cap on audio held back for a later utterance (60 s of 8 kHz G.711). */
+const MAX_HELD_BYTES = 8000 * 60;
+
 class ElevenLabsSession implements TtsSession {
-  private current: Utterance;
+  /**
+   * Utterances in speaking order; the last one is the open one receiving speak(). Each has its own
+   * socket, so a later one may produce audio before an earlier one finished: only the head delivers,
+   * the others hold their audio until they become the head.
+   */
+  private queue: Utterance[] = [];
   private closed = false;
 
   constructor(
@@ -115,7 +128,11 @@ class ElevenLabsSession implements TtsSession {
     private readonly events: TtsEvents,
     private readonly voiceSettings: ElevenLabsOptions["voiceSettings"],
   ) {
-    this.current = this.startUtterance();
+    this.queue.push(this.startUtterance());
+  }
+
+  private get current(): Utterance {
+    return this.queue[this.queue.length - 1]!;
   }
 
   ready(): Promise<void> {
@@ -132,27 +149,40 @@ class ElevenLabsSession implements TtsSession {
   flush(): void {
     if (this.closed) return;
     const finished = this.current;
-    finished.send({ text: " ", flush: true });
-    finished.send({ text: "" });
     finished.ended = true;
-    this.current = this.startUtterance();
+    if (finished.spoke) {
+      finished.send({ text: " ", flush: true });
+      finished.send({ text: "" });
+    } else {
+      // Nothing to say: acknowledge in order without a round trip, and reuse nothing of it.
+      finished.final = true;
+      this.abandonSocket(finished);
+    }
+    this.queue.push(this.startUtterance());
+    this.drain();
   }
 
   clear(): void {
     if (this.closed) return;
-    this.abandon(this.current);
-    this.current = this.startUtterance();
+    for (const utterance of this.queue) this.abandon(utterance);
+    this.queue = [this.startUtterance()];
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.abandon(this.current);
+    for (const utterance of this.queue) this.abandon(utterance);
+    this.queue = [];
   }
 
   private abandon(utterance: Utterance): void {
     utterance.abandoned = true;
-    void utterance.socket?.close(1000, "cleared");
+    utterance.held = [];
+    this.abandonSocket(utterance);
+  }
+
+  private abandonSocket(utterance: Utterance): void {
+    void utterance.socket?.close(1000, "done");
   }
 
   private startUtterance(): Utterance {
@@ -169,7 +199,7 @@ class ElevenLabsSession implements TtsSession {
         // Begin-of-stream message carries the voice settings (the text must be a single space).
         vendor.sendJson({ text: " ", ...(this.voiceSettings ? { voice_settings: this.voiceSettings } : {}) });
         utterance.attach(vendor);
-        if (utterance.abandoned) void vendor.close(1000, "cleared");
+        if (utterance.abandoned || (utterance.final && !utterance.spoke)) void vendor.close(1000, "done");
       },
       (error: unknown) => {
         if (!utterance.abandoned && !this.closed) this.events.onError(toProviderError(this.provider, error));
@@ -189,27 +219,49 @@ class ElevenLabsSession implements TtsSession {
     if (audio) {
       const ulaw = base64ToBytes(audio);
       if (!ulaw) throw protocolError(this.provider, "audio is not base64");
-      this.events.onAudio(
-        this.format.codec === "PCMU" ? ulaw : transcodeG711("PCMU", this.format.codec, ulaw),
-      );
+      const converted = this.format.codec === "PCMU" ? ulaw : transcodeG711("PCMU", this.format.codec, ulaw);
+      if (utterance === this.queue[0]) {
+        this.events.onAudio(converted);
+      } else {
+        const heldBytes = utterance.held.reduce((sum, chunk) => sum + chunk.length, 0);
+        if (heldBytes + converted.length > MAX_HELD_BYTES)
+          throw protocolError(this.provider, "too much audio held");
+        utterance.held.push(converted);
+      }
     }
     if (asBoolean(message.isFinal) === true && utterance.ended) {
-      utterance.abandoned = true; // done: nothing more belongs to the caller
-      this.events.onFlushed();
-      void utterance.socket?.close();
+      utterance.final = true;
+      this.abandonSocket(utterance);
+      this.drain();
     }
     const error = asString(message.error) ?? asString(message.message);
     if (error && !audio) this.events.onError(protocolError(this.provider, error));
   }
 
+  /** Deliver finished utterances in order: onFlushed for each, then release the next one's held audio. */
+  private drain(): void {
+    while (this.queue.length > 1 && this.queue[0]!.final) {
+      const done = this.queue.shift()!;
+      if (done.ended) this.events.onFlushed();
+      const next = this.queue[0]!;
+      for (const chunk of next.held) this.events.onAudio(chunk);
+      next.held = [];
+    }
+  }
+
   private onClosed(utterance: Utterance, error: ProviderError | undefined): void {
-    if (utterance.abandoned || this.closed) return;
-    utterance.abandoned = true;
-    // The idle look-ahead socket timing out is harmless: reopen before anything was said on it.
+    if (utterance.abandoned || utterance.final || this.closed) return;
+    // The idle look-ahead socket timing out is harmless: replace it before anything was said on it.
     if (utterance === this.current && !utterance.spoke) {
-      this.current = this.startUtterance();
+      utterance.abandoned = true;
+      this.queue[this.queue.length - 1] = this.startUtterance();
       return;
     }
+    this.abandon(utterance);
     this.events.onError(error ?? protocolError(this.provider, "socket closed before isFinal"));
+    // Its speech is lost; later utterances must not wait for it, and new text needs a live socket.
+    utterance.final = true;
+    if (utterance === this.current) this.queue.push(this.startUtterance());
+    this.drain();
   }
 }
