@@ -20,7 +20,7 @@ export function request(
     "From: <sip:caller@127.0.0.1>;tag=caller-tag",
     `To: <sip:bridge@127.0.0.1>${options.toTag ? `;tag=${options.toTag}` : ""}`,
     "Call-ID: call-1@test",
-    `CSeq: ${options.cseq ?? 1} ${method === "ACK" ? "INVITE" : method}`,
+    `CSeq: ${options.cseq ?? 1} ${method}`,
     "Contact: <sip:caller@127.0.0.1:5070>",
     ...(options.extra ? options.extra.split("\n") : []),
     `Content-Length: ${Buffer.byteLength(body)}`,
