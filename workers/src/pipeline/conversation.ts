@@ -11,6 +11,7 @@
  * history keeps whole clauses the caller heard and drops the clause that was cut off (clause-level
  * granularity: at most one clause of lost words, never words the caller did not hear).
  */
+import { BYTES_PER_FRAME, FRAME_MS } from "@patchbay/shared/audio";
 import type { HangupCause, WorkerMessage } from "@patchbay/shared/protocol";
 import type { AgentDefinition, WebhookToolDefinition } from "../agents/schema";
 import type {
@@ -250,7 +251,9 @@ export class Conversation {
     if (this.#closed) return;
     this.#stt?.sendAudio(audio);
     const now = this.#host.clock.now();
-    for (const event of this.#vad.push(audio, now)) {
+    // A frame arrives once its last sample was captured: it began one frame duration earlier.
+    const startedAt = now - FRAME_MS * Math.max(1, Math.floor(audio.length / BYTES_PER_FRAME));
+    for (const event of this.#vad.push(audio, startedAt)) {
       if (event.type === "speech-end") this.#onVadSpeechEnd(event.atMs);
     }
     this.#checkBargeIn(now);
@@ -740,7 +743,8 @@ export class Conversation {
     const since = turn.record.startedAt;
     const minimum = this.#agent.bargeIn.minSpeechMs;
     const burst = this.#vad.burstStartMs;
-    const vadSpeech = burst !== undefined && burst >= since && now - burst >= minimum;
+    // A burst whose first frame ended after the turn began overlaps the turn: it counts.
+    const vadSpeech = burst !== undefined && burst + FRAME_MS >= since && now - burst >= minimum;
     const sttStart = this.#sttSpeechAt;
     const sttSpeech =
       sttStart !== undefined && sttStart >= since && this.#sttWordsSinceSpeech && now - sttStart >= minimum;

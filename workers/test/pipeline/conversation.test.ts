@@ -1,0 +1,320 @@
+/**
+ * The Conversation core with a manual clock and the in-process fakes: turn-taking paths (provider
+ * end-of-turn, our own VAD + finalize, eager end-of-turn), barge-in exactly at minSpeechMs, and
+ * clean-up. Provider latencies are 0 (next macrotask); `settle()` lets them run.
+ */
+import { BYTES_PER_FRAME } from "@patchbay/shared/audio";
+import type { WorkerMessage } from "@patchbay/shared/protocol";
+import { beforeEach, describe, expect, it } from "vitest";
+import { type AgentDefinitionInput, agentDefinition } from "../../src/agents/schema";
+import { ManualClock } from "../../src/pipeline/clock";
+import {
+  Conversation,
+  type ConversationHost,
+  type HistoryEntry,
+  type TurnRecord,
+} from "../../src/pipeline/conversation";
+import { FakeHub, FakeLlm, FakeStt, FakeTts } from "../fakes/providers";
+
+const speech = new Uint8Array(BYTES_PER_FRAME).map((_, i) => (i % 8 < 4 ? 0x80 : 0x00));
+const silence = new Uint8Array(BYTES_PER_FRAME).fill(0xff);
+
+const settle = async (rounds = 10) => {
+  for (let i = 0; i < rounds; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+};
+
+interface Harness {
+  conversation: Conversation;
+  clock: ManualClock;
+  hub: FakeHub;
+  stt: FakeStt;
+  llm: FakeLlm;
+  out: (WorkerMessage | { type: "audio"; bytes: number })[];
+  turns: Map<number, TurnRecord>;
+  stored: Map<number, HistoryEntry>;
+  ended: { cause: string; reason?: string }[];
+  /** Sends frames, advancing the clock 20 ms each. */
+  frames(count: number, kind: "speech" | "silence"): void;
+  ackMarks(): void;
+  messages<T extends WorkerMessage["type"]>(type: T): Extract<WorkerMessage, { type: T }>[];
+}
+
+function harness(
+  overrides: Partial<AgentDefinitionInput> = {},
+  sttOptions: ConstructorParameters<typeof FakeStt>[1] = {},
+): Harness {
+  const agent = agentDefinition.parse({
+    id: "unit",
+    systemPrompt: "You are a unit test.",
+    voice: "v",
+    stt: { provider: "fake" },
+    llm: { provider: "fake", model: "m" },
+    tts: { provider: "fake" },
+    bargeIn: { enabled: true, minSpeechMs: 100 },
+    turn: { silenceMs: 300, minSpeechFrames: 3, dtmfDebounceMs: 100 },
+    tools: [{ type: "builtin", name: "end_call" }],
+    ...overrides,
+  });
+  const clock = new ManualClock(1_000);
+  const hub = new FakeHub();
+  const stt = new FakeStt(hub, sttOptions);
+  const llm = new FakeLlm(hub);
+  const tts = new FakeTts(hub, 0);
+  const out: Harness["out"] = [];
+  const turns = new Map<number, TurnRecord>();
+  const stored = new Map<number, HistoryEntry>();
+  const ended: Harness["ended"] = [];
+  let acked = 0;
+  const host: ConversationHost = {
+    output: {
+      sendAudio: (audio) => out.push({ type: "audio", bytes: audio.length }),
+      send: (message) => out.push(message),
+    },
+    store: {
+      appendMessage: (entry) => stored.set(entry.id, structuredClone(entry)),
+      updateMessage: (entry) => stored.set(entry.id, structuredClone(entry)),
+      saveTurn: (turn) => turns.set(turn.turn, structuredClone(turn)),
+    },
+    clock,
+    webhook: { fetch, clock, unixSeconds: () => 0, secret: () => undefined },
+    log: () => {},
+    onCallEnd: (cause, reason) => ended.push({ cause, ...(reason ? { reason } : {}) }),
+  };
+  const conversation = new Conversation(
+    {
+      callId: "unit-call-1",
+      agent,
+      format: { codec: "PCMU", sampleRate: 8000 },
+      providers: { stt, llm, tts },
+      greet: true,
+    },
+    host,
+  );
+  const messages = <T extends WorkerMessage["type"]>(type: T) =>
+    out.filter((item): item is Extract<WorkerMessage, { type: T }> => item.type === type);
+  return {
+    conversation,
+    clock,
+    hub,
+    stt,
+    llm,
+    out,
+    turns,
+    stored,
+    ended,
+    frames(count, kind) {
+      for (let i = 0; i < count; i++) {
+        conversation.pushCallerAudio(kind === "speech" ? speech : silence);
+        clock.advance(20);
+      }
+    },
+    ackMarks() {
+      const marks = messages("mark");
+      for (const mark of marks.slice(acked)) conversation.markPlayed(mark.name);
+      acked = marks.length;
+    },
+    messages,
+  };
+}
+
+describe("turn-taking", () => {
+  let h: Harness;
+
+  it("with the provider's end of turn: speech, end of turn, answer", async () => {
+    h = harness({ greeting: "Hi there, how can I help?" });
+    await h.conversation.start();
+    await settle();
+    h.ackMarks();
+    h.hub.utterances.push("what time is it");
+    h.hub.replies.push({ text: "It is noon." });
+    h.frames(10, "speech");
+    h.frames(12, "silence");
+    await settle();
+    expect(h.llm.requests[0]?.slice(-1)).toEqual([{ role: "user", content: "what time is it" }]);
+    expect(h.hub.tts?.spoken).toEqual(["Hi there, how can I help?", "It is noon."]);
+    expect(h.stt.sessions[0]?.finalizeCalls).toBe(0);
+  });
+
+  it("without it: our VAD's silence hang-over calls finalize(), the final ends the turn", async () => {
+    h = harness({}, { capabilities: { endOfTurn: false } });
+    await h.conversation.start();
+    h.hub.utterances.push("book a table");
+    h.hub.replies.push({ text: "For how many people?" });
+    h.frames(10, "speech");
+    h.frames(14, "silence"); // 280 ms < silenceMs 300
+    expect(h.stt.sessions[0]?.finalizeCalls).toBe(0);
+    h.frames(2, "silence");
+    expect(h.stt.sessions[0]?.finalizeCalls).toBe(1);
+    await settle();
+    expect(h.llm.requests[0]?.slice(-1)).toEqual([{ role: "user", content: "book a table" }]);
+    await settle();
+    const timing = h.messages("turn_timing")[0];
+    // Speech ended at the end of frame 10; the hang-over is 300 ms.
+    expect(timing?.endpointingMs).toBe(300);
+    // finalize() at the 15th silent frame, the final two frames (40 ms of manual clock) later.
+    expect(timing?.sttMs).toBe(40);
+  });
+
+  it("eager end of turn starts the model but holds speech until confirmed", async () => {
+    h = harness({}, { capabilities: { eagerEndOfTurn: true } });
+    await h.conversation.start();
+    h.hub.replies.push({ text: "Sure, the pool opens at seven." });
+    h.stt.sessions[0]!.endTurn("when does the pool open", true);
+    await settle();
+    expect(h.llm.requests).toHaveLength(1);
+    expect(h.hub.tts?.spoken ?? []).toEqual([]);
+    expect([...h.stored.values()]).toEqual([]);
+    h.stt.sessions[0]!.endTurn("when does the pool open", false);
+    await settle();
+    expect(h.llm.requests).toHaveLength(1);
+    expect(h.hub.tts?.spoken).toEqual(["Sure, the pool opens at seven."]);
+    expect([...h.stored.values()].map((entry) => entry.message.role)).toEqual(["user", "assistant"]);
+  });
+
+  it("eager end of turn followed by TurnResumed cancels the speculative answer", async () => {
+    h = harness({}, { capabilities: { eagerEndOfTurn: true } });
+    await h.conversation.start();
+    h.hub.replies.push({ text: "Sure, the pool opens at seven." }, { text: "The gym opens at six." });
+    h.stt.sessions[0]!.endTurn("when does the pool", true);
+    h.stt.sessions[0]!.events.onTurnResumed();
+    await settle();
+    expect(h.hub.tts?.spoken ?? []).toEqual([]);
+    h.stt.sessions[0]!.endTurn("when does the pool and the gym open", false);
+    await settle();
+    expect(h.llm.requests).toHaveLength(2);
+    expect(h.llm.requests[1]?.slice(1)).toEqual([
+      { role: "user", content: "when does the pool and the gym open" },
+    ]);
+    expect(h.hub.tts?.spoken).toEqual(["The gym opens at six."]);
+  });
+
+  it("with barge-in disabled, a caller turn waits until the agent has finished", async () => {
+    h = harness({ greeting: "Welcome to the long greeting of this line.", bargeIn: { enabled: false } });
+    await h.conversation.start();
+    await settle();
+    h.hub.replies.push({ text: "Okay." });
+    h.stt.sessions[0]!.endTurn("hello?");
+    await settle();
+    expect(h.llm.requests).toHaveLength(0);
+    expect(h.messages("clear")).toEqual([]);
+    h.ackMarks();
+    await settle();
+    expect(h.llm.requests).toHaveLength(1);
+  });
+
+  it("caller DTMF is debounced into one user message", async () => {
+    h = harness();
+    await h.conversation.start();
+    h.hub.replies.push({ text: "Got it." });
+    h.conversation.callerDtmf("1");
+    h.clock.advance(50);
+    h.conversation.callerDtmf("#");
+    h.clock.advance(99);
+    await settle();
+    expect(h.llm.requests).toHaveLength(0);
+    h.clock.advance(1);
+    await settle();
+    expect(h.llm.requests[0]?.slice(-1)).toEqual([{ role: "user", content: "[caller pressed 1 #]" }]);
+  });
+});
+
+describe("barge-in", () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = harness({
+      greeting: "Thanks for calling the test line. We have many options today. Please listen carefully.",
+    });
+    await h.conversation.start();
+    await settle();
+  });
+
+  it("sends clear on the frame where caller speech reaches minSpeechMs, not before", () => {
+    expect(h.messages("mark")).toHaveLength(3);
+    h.conversation.markPlayed("t0.c0");
+    // Each frame is 20 ms of audio: the 5th frame completes 100 ms of caller speech.
+    for (let frame = 0; frame < 4; frame++) {
+      h.frames(1, "speech");
+      expect(h.messages("clear"), `frame ${frame}`).toEqual([]);
+    }
+    h.frames(1, "speech");
+    expect(h.messages("clear")).toHaveLength(1);
+    expect(h.hub.tts?.clears).toBe(1);
+    expect(h.conversation.agentTalking).toBe(false);
+  });
+
+  it("keeps only whole clauses whose marks came back", () => {
+    h.conversation.markPlayed("t0.c0");
+    h.frames(8, "speech");
+    const greeting = [...h.stored.values()].find((entry) => entry.message.role === "assistant");
+    expect(greeting?.message.content).toBe("Thanks for calling the test line.");
+    expect(greeting?.interrupted).toBe(true);
+    expect(h.turns.get(0)?.interrupted).toBe(true);
+    expect(h.conversation.history[0]?.message.content).toBe("Thanks for calling the test line.");
+  });
+
+  it("does nothing once the agent has finished speaking", () => {
+    h.ackMarks();
+    h.frames(20, "speech");
+    expect(h.messages("clear")).toEqual([]);
+  });
+});
+
+describe("lifecycle", () => {
+  it("close() is idempotent, closes both sessions and aborts a turn in flight", async () => {
+    const h = harness({ greeting: "Hello and welcome to the line." });
+    await h.conversation.start();
+    await settle();
+    await Promise.all([h.conversation.close(), h.conversation.close()]);
+    expect(h.stt.sessions[0]?.closed).toBe(true);
+    expect(h.hub.tts?.closed).toBe(true);
+    expect(h.turns.get(0)?.interrupted).toBe(true);
+    h.frames(5, "speech");
+    expect(h.stt.sessions[0]?.bytesReceived).toBe(0);
+  });
+
+  it("end_call without a goodbye of the model's own speaks the agent's goodbye, then hangs up", async () => {
+    const h = harness({ goodbye: "Bye now." });
+    await h.conversation.start();
+    h.hub.replies.push({ toolCalls: [{ id: "e", name: "end_call", arguments: "{}" }] });
+    h.stt.sessions[0]!.endTurn("bye");
+    await settle();
+    expect(h.hub.tts?.spoken).toEqual(["Bye now."]);
+    expect(h.messages("hangup")).toEqual([]);
+    h.ackMarks();
+    await settle();
+    expect(h.messages("hangup")).toEqual([{ type: "hangup", cause: "normal" }]);
+    expect(h.ended).toEqual([{ cause: "normal", reason: "agent ended the call" }]);
+  });
+
+  it("end_call hangs up after drainTimeout even if marks never come back", async () => {
+    const h = harness();
+    await h.conversation.start();
+    h.hub.replies.push({
+      text: "Goodbye then.",
+      toolCalls: [{ id: "e", name: "end_call", arguments: "{}" }],
+    });
+    h.stt.sessions[0]!.endTurn("bye");
+    await settle();
+    h.clock.advance(15_000);
+    await settle();
+    expect(h.messages("hangup")).toHaveLength(1);
+  });
+
+  it("an LLM failure is reported to the bridge and the call goes on", async () => {
+    const h = harness();
+    await h.conversation.start();
+    h.llm.stream = async function* () {
+      yield { type: "text" as const, delta: "Hmm" };
+      throw new Error("upstream 500");
+    };
+    h.stt.sessions[0]!.endTurn("hello");
+    await settle();
+    expect(h.messages("error")).toEqual([
+      { type: "error", code: "provider-failure", message: "llm: upstream 500" },
+    ]);
+    expect(h.ended).toEqual([]);
+    // The unfinished clause was never spoken; the turn is over and the next one can start.
+    expect(h.hub.tts?.spoken ?? []).toEqual([]);
+    expect(h.conversation.agentTalking).toBe(false);
+  });
+});
