@@ -1,5 +1,9 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import * as sdpTransform from "sdp-transform";
 import { describe, expect, it } from "vitest";
+import type { MediaParams } from "../../../src/media/types";
+import { parseSipMessage } from "../../../src/sip/message";
 import {
   type AnswerResult,
   answerOffer,
@@ -394,4 +398,31 @@ describe("createOffer / parseAnswer / isSameSession", () => {
     expect(isSameSession(v1, v1.replace("98765432109876543210", "98765432109876543211"))).toBe(false);
     expect(isSameSession(v1, "junk")).toBe(false);
   });
+});
+
+describe("answerOffer on the vendor fixture INVITEs (test/fixtures/sip/vendor)", () => {
+  const dir = join(import.meta.dirname, "../../fixtures/sip/vendor");
+  const expectations: Record<string, Partial<MediaParams>> = {
+    "asterisk-pjsip-invite.sip": {
+      codec: "PCMU",
+      payloadType: 0,
+      dtmfPayloadType: 101,
+      direction: "sendrecv",
+    },
+    "asterisk-hold-reinvite.sip": { codec: "PCMU", dtmfPayloadType: 101, direction: "recvonly" },
+    "baresip-invite.sip": { codec: "PCMU", dtmfPayloadType: 101, direction: "sendrecv" },
+    "kamailio-proxied-invite.sip": { codec: "PCMU", dtmfPayloadType: 101, direction: "sendrecv" },
+    "linphone-compact-invite.sip": { codec: "PCMU", dtmfPayloadType: 100, direction: "sendrecv" },
+  };
+  for (const [file, expected] of Object.entries(expectations)) {
+    const path = join(dir, file);
+    it.skipIf(!existsSync(path))(`${file} → ${JSON.stringify(expected)}`, () => {
+      const parsed = parseSipMessage(readFileSync(path));
+      if (!parsed.ok) throw new Error(parsed.error.message);
+      const { answer, params } = answered(answerOffer(new TextDecoder().decode(parsed.message.body), LOCAL));
+      expect(params).toMatchObject(expected);
+      // Our answer must itself be an acceptable answer to that offer from the peer's point of view.
+      expect(parseAnswer(answer, new TextDecoder().decode(parsed.message.body)).ok).toBe(true);
+    });
+  }
 });
