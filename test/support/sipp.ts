@@ -23,6 +23,32 @@ export const SIPP_BIN = "/usr/bin/sipp";
 export const SIPP_SCENARIO_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../peers/sipp");
 export const SIPP_PCAP_DIR = join(SIPP_SCENARIO_DIR, "pcap");
 
+/** The committed RTP captures (see peers/sipp/make-pcaps.ts) and how long each plays. */
+export const PCAPS = {
+  /** 2 s, 1 kHz at -6 dBFS, PCMU. */
+  tone1k: { path: join(SIPP_PCAP_DIR, "tone-1000hz.pcap"), durationMs: 2000 },
+  /** espeak-ng speech (make-pcaps.ts SPEECH_TEXT), PCMU; decode it with readRtpPcapFile to compare. */
+  speech: { path: join(SIPP_PCAP_DIR, "speech.pcap"), durationMs: 5700 },
+  /** RFC 4733 digits 1, 2, 3 on PT 101. */
+  dtmf123: { path: join(SIPP_PCAP_DIR, "dtmf-123.pcap"), durationMs: 1000 },
+  /** Bundled with sip-tester: PCMA, 30 ms ptime (240-byte payloads), for ptime-mismatch tests. */
+  g711a30ms: { path: "/usr/share/sip-tester/g711a.pcap", durationMs: 8000 },
+} as const;
+
+/** templateVars for uac-dtmf-rtp: play `audio`, then `dtmf`, each followed by its duration plus a margin. */
+export function pcapVars(
+  audio: { path: string; durationMs: number } = PCAPS.tone1k,
+  dtmf: { path: string; durationMs: number } = PCAPS.dtmf123,
+  marginMs = 300,
+): Record<string, string> {
+  return {
+    AUDIO_PCAP: audio.path,
+    AUDIO_MS: String(audio.durationMs + marginMs),
+    DTMF_PCAP: dtmf.path,
+    DTMF_MS: String(dtmf.durationMs + marginMs),
+  };
+}
+
 export type SippLocalIp = "127.0.0.1" | "127.0.0.2";
 
 interface SippCommonOptions {
