@@ -113,6 +113,22 @@ describe("terraform/gcp module", () => {
     expect([...known].filter((name) => !reachable.has(name))).toEqual([]);
   });
 
+  it("envs/example.tfvars sets only declared variables, and every required one", async () => {
+    const text = readFileSync(join(terraformGcpDir, "envs", "example.tfvars"), "utf8");
+    const values = (await parse("example.tfvars", text)) as Record<string, unknown>;
+    const declared = declaredVariables();
+    for (const name of Object.keys(values))
+      expect(declared.has(name), `example.tfvars sets undeclared ${name}`).toBe(true);
+    const blocks = (parsed.get("variables.tf")?.variable ?? {}) as Record<
+      string,
+      Array<Record<string, unknown>>
+    >;
+    const required = Object.entries(blocks)
+      .filter(([, [body]]) => body !== undefined && !("default" in body))
+      .map(([name]) => name);
+    expect(required.filter((name) => !(name in values))).toEqual([]);
+  });
+
   it("opens SIP/RTP only to pbx_cidrs, health only to Google's probers, SSH only to IAP", () => {
     const resources = parsed.get("main.tf")?.resource as Record<string, Record<string, Array<HclJson>>>;
     const rules = resources.google_compute_firewall!;

@@ -73,7 +73,7 @@ resource "google_project_service" "required" {
 
 resource "google_service_account" "bridge" {
   project      = var.project_id
-  account_id   = substr("${var.name}-vm", 0, 30)
+  account_id   = "${substr(var.name, 0, 27)}-vm" # service account IDs: 6-30 characters
   display_name = "Patchbay SIP bridge VMs"
   description  = "Runs the Patchbay bridge; reads its own secrets and nothing else."
 }

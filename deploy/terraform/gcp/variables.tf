@@ -30,8 +30,8 @@ variable "name" {
   default     = "patchbay-bridge"
 
   validation {
-    condition     = can(regex("^[a-z]([a-z0-9-]{0,40}[a-z0-9])?$", var.name))
-    error_message = "name must be lowercase letters, digits and hyphens, at most 42 characters."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,40}[a-z0-9]$", var.name))
+    error_message = "name must be 3-42 lowercase letters, digits and hyphens, starting with a letter."
   }
 }
 

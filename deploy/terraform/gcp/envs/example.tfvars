@@ -23,7 +23,8 @@ cloud_url = "wss://patchbay.acme.workers.dev"
 
 # Built with `pnpm --filter @patchbay/bridge build -- --pack`, uploaded with
 #   gcloud storage cp bridge-vm/dist/patchbay-bridge.tar.gz gs://acme-voice-releases/patchbay/0.1.0/
-bridge_release_gcs    = "gs://acme-voice-releases/patchbay/0.1.0/patchbay-bridge.tar.gz"
+bridge_release_gcs = "gs://acme-voice-releases/patchbay/0.1.0/patchbay-bridge.tar.gz"
+# `sha256sum bridge-vm/dist/patchbay-bridge.tar.gz`; the VM refuses any other tarball.
 bridge_release_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
 
 drain_timeout_s = 300
