@@ -9,9 +9,14 @@ interface Sent {
   packet: RtpPacket;
 }
 
+function makePacerWith(options: { maxCatchUpFrames: number }) {
+  return makePacer("silence", {}, options.maxCatchUpFrames);
+}
+
 function makePacer(
   idle: IdleMode = "silence",
   extra: { dtmfPayloadType?: number; codec?: "PCMU" | "PCMA" } = {},
+  maxCatchUpFrames?: number,
 ) {
   const sent: Sent[] = [];
   const marks: { name: string; atMs: number; packetsBefore: number }[] = [];
@@ -25,6 +30,7 @@ function makePacer(
       initialSequence: 65530,
       initialTimestamp: 0xffffff00,
       idle,
+      ...(maxCatchUpFrames !== undefined ? { maxCatchUpFrames } : {}),
       ...(extra.dtmfPayloadType !== undefined ? { dtmfPayloadType: extra.dtmfPayloadType } : {}),
     },
     {
@@ -117,7 +123,7 @@ describe("PlayoutPacer", () => {
   });
 
   it("after a stall sends at most three catch-up packets and skips the rest of the missed slots", () => {
-    const { pacer, sent, at, run } = makePacer("silence");
+    const { pacer, sent, at, run } = makePacerWith({ maxCatchUpFrames: 3 });
     pacer.start(0);
     run(0, 100);
     at(100 + 300); // the event loop was blocked for 300 ms

@@ -100,7 +100,7 @@ export class PlayoutPacer {
     this.timestamp = options.initialTimestamp >>> 0;
     this.idle = options.idle;
     this.maxQueueBytes = ((options.maxQueueMs ?? 120_000) * 8) | 0;
-    this.maxCatchUpFrames = options.maxCatchUpFrames ?? 3;
+    this.maxCatchUpFrames = options.maxCatchUpFrames ?? 5;
     this.slackMs = options.slackMs ?? 1;
     this.sink = sink;
   }
