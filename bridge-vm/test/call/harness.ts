@@ -79,6 +79,7 @@ export interface StackOptions {
   maxConcurrentCalls?: number;
   sessionExpiresS?: number;
   minSessionExpiresS?: number;
+  rejectMode?: "403" | "silent";
 }
 
 export function createStack(options: StackOptions = {}) {
@@ -93,7 +94,7 @@ export function createStack(options: StackOptions = {}) {
   });
   const policy = new CallPolicy({
     allowList: new SourceAllowList(["127.0.0.1"]),
-    rejectMode: "403",
+    rejectMode: options.rejectMode ?? "403",
     contactToken: "bridge",
   });
   const ua = new UaCore({ layer, policy, clock, logger, contactUri: () => "sip:bridge@127.0.0.1:5060" });

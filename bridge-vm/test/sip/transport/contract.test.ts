@@ -1,0 +1,244 @@
+/**
+ * One contract every SIP transport must meet, run against UDP and TCP on real loopback sockets:
+ * inbound parsing with Via stamping, responses routed back, 400 for a malformed-but-answerable request,
+ * silent drop for garbage, survival of throwing listeners. Stream-only behaviour follows.
+ */
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { connect, type Socket as TcpSocket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { silentLogger } from "../../../src/logging";
+import { createResponse } from "../../../src/sip/message";
+import type { SipRequest } from "../../../src/sip/message/types";
+import { TcpTransport } from "../../../src/sip/transport/tcp";
+import type { InboundMessage, Transport, TransportProtocol } from "../../../src/sip/transport/types";
+import { UdpTransport } from "../../../src/sip/transport/udp";
+import { responseDestination } from "../../../src/sip/transport/via";
+
+interface RawPeer {
+  port: number;
+  send(text: string | Buffer): void;
+  /** Resolves with the next chunk received (or undefined after `timeoutMs`). */
+  next(timeoutMs?: number): Promise<string | undefined>;
+  close(): void;
+}
+
+async function rawPeer(protocol: TransportProtocol, serverPort: number): Promise<RawPeer> {
+  const queue: string[] = [];
+  const waiters: Array<(text: string) => void> = [];
+  const push = (text: string) => {
+    const waiter = waiters.shift();
+    if (waiter) waiter(text);
+    else queue.push(text);
+  };
+  const next = (timeoutMs = 1000) =>
+    new Promise<string | undefined>((resolve) => {
+      const queued = queue.shift();
+      if (queued !== undefined) return resolve(queued);
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(done), 1);
+        resolve(undefined);
+      }, timeoutMs);
+      const done = (text: string) => {
+        clearTimeout(timer);
+        resolve(text);
+      };
+      waiters.push(done);
+    });
+  if (protocol === "udp") {
+    const socket: UdpSocket = createSocket("udp4");
+    await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+    socket.on("message", (bytes) => push(bytes.toString("latin1")));
+    return {
+      port: socket.address().port,
+      send: (text) =>
+        socket.send(typeof text === "string" ? Buffer.from(text, "latin1") : text, serverPort, "127.0.0.1"),
+      next,
+      close: () => socket.close(),
+    };
+  }
+  const socket: TcpSocket = connect({ port: serverPort, host: "127.0.0.1" });
+  await new Promise<void>((resolve) => socket.once("connect", resolve));
+  socket.on("data", (bytes) => push(bytes.toString("latin1")));
+  socket.on("error", () => undefined);
+  return {
+    port: socket.localPort!,
+    send: (text) => socket.write(text),
+    next,
+    close: () => socket.destroy(),
+  };
+}
+
+function options(protocol: string, port: number, branch = "z9hG4bK-contract-1", extra = ""): string {
+  return [
+    "OPTIONS sip:bridge@127.0.0.1 SIP/2.0",
+    `Via: SIP/2.0/${protocol.toUpperCase()} client.invalid:${port};branch=${branch};rport`,
+    "Max-Forwards: 70",
+    "From: <sip:probe@127.0.0.1>;tag=a1",
+    "To: <sip:bridge@127.0.0.1>",
+    "Call-ID: contract-1",
+    "CSeq: 1 OPTIONS",
+    ...(extra ? [extra] : []),
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\r\n");
+}
+
+const transports: Transport[] = [];
+const peers: RawPeer[] = [];
+afterEach(async () => {
+  for (const peer of peers.splice(0)) peer.close();
+  await Promise.all(transports.splice(0).map((t) => t.close()));
+});
+
+async function start(
+  protocol: TransportProtocol,
+): Promise<{ transport: Transport; inbound: InboundMessage[] }> {
+  const transport =
+    protocol === "udp"
+      ? new UdpTransport({ address: "127.0.0.1", port: 0, logger: silentLogger() })
+      : new TcpTransport({ address: "127.0.0.1", port: 0, logger: silentLogger() });
+  await transport.listen();
+  transports.push(transport);
+  const inbound: InboundMessage[] = [];
+  transport.on("message", (message) => inbound.push(message));
+  return { transport, inbound };
+}
+
+async function until(condition: () => boolean, timeoutMs = 1000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe.each(["udp", "tcp"] as const)("SIP transport contract: %s", (protocol) => {
+  it("delivers a parsed request with its source, stamping received and rport on the top Via", async () => {
+    const { transport, inbound } = await start(protocol);
+    const peer = await rawPeer(protocol, transport.local.port);
+    peers.push(peer);
+    peer.send(options(protocol, 5999));
+    await until(() => inbound.length === 1);
+    const { message, source } = inbound[0]!;
+    expect(message.kind).toBe("request");
+    expect(source).toEqual({ protocol, address: "127.0.0.1", port: peer.port });
+    expect(message.headers.get("Via")).toBe(
+      `SIP/2.0/${protocol.toUpperCase()} client.invalid:5999;branch=z9hG4bK-contract-1;rport=${peer.port};received=127.0.0.1`,
+    );
+  });
+
+  it("routes a response back to the request's source (RFC 3581), not to the Via sent-by port", async () => {
+    const { transport, inbound } = await start(protocol);
+    const peer = await rawPeer(protocol, transport.local.port);
+    peers.push(peer);
+    peer.send(options(protocol, 5999));
+    await until(() => inbound.length === 1);
+    const { message, source, connectionId } = inbound[0]!;
+    const request = message as SipRequest;
+    await transport.send(createResponse(request, 200), responseDestination(request, source), connectionId);
+    const reply = await peer.next();
+    expect(reply).toMatch(/^SIP\/2\.0 200 OK\r\n/);
+    expect(transport.stats().sent).toBe(1);
+  });
+
+  it("answers a malformed but answerable request with 400 and a reason", async () => {
+    const { transport, inbound } = await start(protocol);
+    const peer = await rawPeer(protocol, transport.local.port);
+    peers.push(peer);
+    peer.send(options(protocol, peer.port).replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"));
+    const reply = await peer.next();
+    expect(reply).toMatch(/^SIP\/2\.0 400 \S/);
+    expect(inbound).toHaveLength(0);
+    expect(transport.stats().rejected).toBe(1);
+  });
+
+  it("drops garbage without answering, counts it, and keeps working", async () => {
+    const { transport, inbound } = await start(protocol);
+    const peer = await rawPeer(protocol, transport.local.port);
+    peers.push(peer);
+    peer.send("\u0000\u0001 this is not SIP at all\r\n\r\n");
+    expect(await peer.next(200)).toBeUndefined();
+    expect(transport.stats().dropped).toBe(1);
+    // A stream's framing is gone after garbage; a datagram transport just carries on.
+    const fresh = protocol === "tcp" ? await rawPeer(protocol, transport.local.port) : peer;
+    if (fresh !== peer) peers.push(fresh);
+    fresh.send(options(protocol, fresh.port));
+    await until(() => inbound.length === 1);
+  });
+
+  it("survives a listener that throws", async () => {
+    const { transport, inbound } = await start(protocol);
+    transport.on("message", () => {
+      throw new Error("bug upstairs");
+    });
+    const peer = await rawPeer(protocol, transport.local.port);
+    peers.push(peer);
+    peer.send(options(protocol, peer.port, "z9hG4bK-a"));
+    peer.send(options(protocol, peer.port, "z9hG4bK-b"));
+    await until(() => inbound.length === 2);
+  });
+
+  it("ignores CRLF keepalives", async () => {
+    const { transport, inbound } = await start(protocol);
+    const peer = await rawPeer(protocol, transport.local.port);
+    peers.push(peer);
+    peer.send("\r\n\r\n");
+    peer.send(options(protocol, peer.port));
+    await until(() => inbound.length === 1);
+    expect(transport.stats().dropped).toBe(0);
+  });
+});
+
+describe("TCP stream behaviour", () => {
+  it("frames two messages in one chunk and one message split across chunks", async () => {
+    const { transport, inbound } = await start("tcp");
+    const peer = await rawPeer("tcp", transport.local.port);
+    peers.push(peer);
+    peer.send(options("tcp", 1, "z9hG4bK-1") + options("tcp", 1, "z9hG4bK-2"));
+    const third = options("tcp", 1, "z9hG4bK-3");
+    peer.send(third.slice(0, 40));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    peer.send(third.slice(40));
+    await until(() => inbound.length === 3);
+    expect(inbound.map((m) => /branch=([^;]+)/.exec(m.message.headers.get("Via")!)![1])).toEqual([
+      "z9hG4bK-1",
+      "z9hG4bK-2",
+      "z9hG4bK-3",
+    ]);
+    expect(new Set(inbound.map((m) => m.connectionId)).size).toBe(1);
+  });
+
+  it("answers a CRLFCRLF ping with a CRLF pong (RFC 5626)", async () => {
+    const { transport } = await start("tcp");
+    const peer = await rawPeer("tcp", transport.local.port);
+    peers.push(peer);
+    peer.send("\r\n\r\n");
+    expect(await peer.next()).toBe("\r\n");
+  });
+
+  it("closes the connection when a message exceeds the size cap", async () => {
+    const { transport, inbound } = await start("tcp");
+    const peer = await rawPeer("tcp", transport.local.port);
+    peers.push(peer);
+    peer.send(options("tcp", 1, "z9hG4bK-big", `X-Padding: ${"a".repeat(70_000)}`));
+    await until(() => transport.stats().dropped + transport.stats().rejected >= 1);
+    expect(inbound).toHaveLength(0);
+  });
+
+  it("reuses one outbound connection for requests to the same peer", async () => {
+    const { transport: server, inbound } = await start("tcp");
+    const { transport: client } = await start("tcp");
+    const destination = { protocol: "tcp" as const, address: "127.0.0.1", port: server.local.port };
+    const { parseSipMessage } = await import("../../../src/sip/message");
+    const build = (branch: string) => {
+      const parsed = parseSipMessage(new TextEncoder().encode(options("tcp", client.local.port, branch)));
+      if (!parsed.ok) throw new Error("bad test message");
+      return parsed.message;
+    };
+    await client.send(build("z9hG4bK-r1"), destination);
+    await client.send(build("z9hG4bK-r2"), destination);
+    await until(() => inbound.length === 2);
+    expect(inbound[0]!.connectionId).toBe(inbound[1]!.connectionId);
+  });
+});
