@@ -313,7 +313,18 @@ export class SipStreamFramer {
   /** Lone-CRLF pongs seen. */
   pongs = 0;
   failed = false;
-  private buffer: Uint8Array = new Uint8Array(0);
+  /**
+   * Received bytes live in storage[start, end). Appends are amortised O(1) (grow by doubling, compact
+   * before growing) and the header-end search resumes where it stopped, so a peer dripping one byte per
+   * segment costs linear work, not a copy and a rescan of the whole buffer per segment.
+   */
+  private storage = new Uint8Array(0);
+  private start = 0;
+  private end = 0;
+  /** Where to resume looking for the blank line, relative to `start`. */
+  private scanFrom = 0;
+  /** Total length of the message at `start` once its headers are complete. */
+  private pendingTotal: number | undefined;
   private readonly maxBufferBytes: number;
   private readonly onKeepalive: ((kind: KeepaliveKind) => void) | undefined;
 
@@ -324,55 +335,98 @@ export class SipStreamFramer {
 
   /** Bytes held for an incomplete message. */
   get bufferedBytes(): number {
-    return this.buffer.length;
+    return this.end - this.start;
   }
 
   push(chunk: Uint8Array): SipParseResult[] {
     if (this.failed) return [];
-    this.buffer = concat(this.buffer, chunk);
+    this.append(chunk);
     const results: SipParseResult[] = [];
-    for (;;) {
-      if (!this.skipKeepalives()) break;
-      const ends = findHeaderEnd(this.buffer);
-      if (!ends) {
-        if (this.buffer.length > this.maxBufferBytes)
+    while (!this.failed && this.skipKeepalives()) {
+      const buffered = this.view();
+      if (this.pendingTotal === undefined) {
+        const ends = findHeaderEnd(buffered, this.scanFrom);
+        if (!ends) {
+          this.scanFrom = Math.max(0, buffered.length - 3);
+          if (buffered.length > this.maxBufferBytes)
+            results.push(this.fatal("too-large", "Message Too Large"));
+          break;
+        }
+        if (ends.bodyStart > this.maxBufferBytes) {
           results.push(this.fatal("too-large", "Message Too Large"));
-        break;
+          break;
+        }
+        const contentLength = scanContentLength(buffered.subarray(0, ends.headersEnd));
+        if (contentLength === "invalid" || contentLength === undefined) {
+          // Without a usable Content-Length the next message's start is unknowable (RFC 3261 §18.3).
+          const parsed = parseSipMessage(buffered.subarray(0, ends.bodyStart), { framing: "stream" });
+          const request = parsed.ok ? undefined : parsed.request;
+          results.push(this.fatal("bad-content-length", "Content-Length required", request));
+          break;
+        }
+        this.pendingTotal = ends.bodyStart + contentLength;
+        if (this.pendingTotal > this.maxBufferBytes) {
+          results.push(this.fatal("too-large", "Message Too Large"));
+          break;
+        }
       }
-      if (ends.bodyStart > this.maxBufferBytes) {
-        results.push(this.fatal("too-large", "Message Too Large"));
-        break;
-      }
-      const contentLength = scanContentLength(this.buffer.subarray(0, ends.headersEnd));
-      if (contentLength === "invalid" || contentLength === undefined) {
-        // Without a usable Content-Length the next message's start is unknowable (RFC 3261 §18.3).
-        const parsed = parseSipMessage(this.buffer.subarray(0, ends.bodyStart), { framing: "stream" });
-        const request = parsed.ok ? undefined : parsed.request;
-        results.push(this.fatal("bad-content-length", "Content-Length required", request));
-        break;
-      }
-      const total = ends.bodyStart + contentLength;
-      if (total > this.maxBufferBytes) {
-        results.push(this.fatal("too-large", "Message Too Large"));
-        break;
-      }
-      if (this.buffer.length < total) break;
-      const messageBytes = this.buffer.slice(0, total);
-      this.buffer = this.buffer.slice(total);
+      if (buffered.length < this.pendingTotal) break;
+      // parseSipMessage copies what it keeps (strings, body), so a view is enough here.
       results.push(
-        parseSipMessage(messageBytes, { framing: "stream", maxMessageBytes: this.maxBufferBytes }),
+        parseSipMessage(buffered.subarray(0, this.pendingTotal), {
+          framing: "stream",
+          maxMessageBytes: this.maxBufferBytes,
+        }),
       );
+      this.consume(this.pendingTotal);
     }
-    if (this.buffer.length > this.maxBufferBytes && !this.failed) {
+    if (!this.failed && this.bufferedBytes > this.maxBufferBytes) {
       results.push(this.fatal("too-large", "Message Too Large"));
     }
     return results;
   }
 
+  private view(): Uint8Array {
+    return this.storage.subarray(this.start, this.end);
+  }
+
+  private append(chunk: Uint8Array): void {
+    if (this.end + chunk.length > this.storage.length) {
+      const live = this.end - this.start;
+      const needed = live + chunk.length;
+      if (needed <= this.storage.length && this.start > 0) {
+        this.storage.copyWithin(0, this.start, this.end);
+      } else {
+        const grown = new Uint8Array(
+          Math.max(needed, Math.min(this.storage.length * 2, this.maxBufferBytes + 1), 4096),
+        );
+        grown.set(this.storage.subarray(this.start, this.end), 0);
+        this.storage = grown;
+      }
+      this.start = 0;
+      this.end = live;
+    }
+    this.storage.set(chunk, this.end);
+    this.end += chunk.length;
+  }
+
+  private consume(count: number): void {
+    this.start += count;
+    this.scanFrom = 0;
+    this.pendingTotal = undefined;
+    if (this.start === this.end) {
+      this.start = 0;
+      this.end = 0;
+      // Do not keep a large buffer alive on an idle connection.
+      if (this.storage.length > 65536) this.storage = new Uint8Array(0);
+    }
+  }
+
   /** Consume leading CRLF keepalives. Returns false when the buffer holds nothing else (yet). */
   private skipKeepalives(): boolean {
+    if (this.pendingTotal !== undefined) return true;
+    const b = this.view();
     let offset = 0;
-    const b = this.buffer;
     for (;;) {
       if (b[offset] === CR && b[offset + 1] === LF && b[offset + 2] === CR && b[offset + 3] === LF) {
         offset += 4;
@@ -395,23 +449,19 @@ export class SipStreamFramer {
       }
       break;
     }
-    if (offset > 0) this.buffer = this.buffer.slice(offset);
-    return this.buffer.length > 0 && !(this.buffer[0] === CR || this.buffer[0] === LF);
+    if (offset > 0) this.consume(offset);
+    const first = this.storage[this.start];
+    return this.bufferedBytes > 0 && first !== CR && first !== LF;
   }
 
   private fatal(code: SipParseErrorCode, message: string, request?: SipRequest): SipParseResult {
     this.failed = true;
-    this.buffer = new Uint8Array(0);
+    this.storage = new Uint8Array(0);
+    this.start = 0;
+    this.end = 0;
+    this.pendingTotal = undefined;
     return fail(code, message, request);
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return copyBytes(b, 0, b.length);
-  const merged = new Uint8Array(a.length + b.length);
-  merged.set(a, 0);
-  merged.set(b, a.length);
-  return merged;
 }
 
 /** Content-Length from a raw header section (long or compact name, folding tolerated), without full parsing. */

@@ -7,12 +7,25 @@ import type { SipHeaders, SipMessage, SipRequest, SipResponse } from "./types";
 
 const encoder = new TextEncoder();
 
-/** CRLF line endings, canonical header names, Content-Length set to the body's byte length (last header). */
+const LINE_BREAKING = /[\r\n\0]/;
+
+/**
+ * A value that reached us from the network (a display name, a Reason) must never be able to end its line
+ * and inject headers: CR, LF and NUL become spaces.
+ */
+function oneLine(text: string): string {
+  return LINE_BREAKING.test(text) ? text.replace(/[\r\n\0]/g, " ") : text;
+}
+
+/**
+ * CRLF line endings, canonical header names, Content-Length set to the body's byte length (in place of
+ * the first Content-Length header, else last). Header order is kept.
+ */
 export function serializeSipMessage(message: SipMessage): Uint8Array {
   let head =
     message.kind === "request"
-      ? `${message.method} ${message.uri} SIP/2.0\r\n`
-      : `SIP/2.0 ${message.status} ${message.reason}\r\n`;
+      ? `${oneLine(message.method)} ${oneLine(message.uri)} SIP/2.0\r\n`
+      : `SIP/2.0 ${message.status} ${oneLine(message.reason)}\r\n`;
   let wroteLength = false;
   for (const [name, value] of message.headers.entries()) {
     if (name === "Content-Length") {
@@ -21,7 +34,7 @@ export function serializeSipMessage(message: SipMessage): Uint8Array {
       wroteLength = true;
       continue;
     }
-    head += `${name}: ${value}\r\n`;
+    head += `${name}: ${oneLine(value)}\r\n`;
   }
   if (!wroteLength) head += `Content-Length: ${message.body.length}\r\n`;
   head += "\r\n";

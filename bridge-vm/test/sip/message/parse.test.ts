@@ -267,6 +267,15 @@ describe("serializeSipMessage", () => {
     expect(dec.decode(bytes)).toBe(INVITE_LINES.join("\r\n"));
   });
 
+  it("cannot be made to inject header lines through a value", () => {
+    const request = expectRequest(parseSipMessage(crlf(INVITE_LINES)));
+    request.headers.set("Subject", "hi\r\nX-Injected: yes\u0000");
+    const text = dec.decode(serializeSipMessage(request));
+    expect(text).toContain("Subject: hi  X-Injected: yes \r\n");
+    const again = expectRequest(parseSipMessage(serializeSipMessage(request)));
+    expect(again.headers.has("X-Injected")).toBe(false);
+  });
+
   it("fixes a wrong Content-Length and appends one when missing", () => {
     const request = expectRequest(parseSipMessage(crlf(INVITE_LINES)));
     request.headers.set("Content-Length", "999");
