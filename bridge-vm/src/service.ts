@@ -212,7 +212,20 @@ export class BridgeService {
       domain,
       fromUri: `sip:${sip.username}@${domain}`,
     });
-    this.registration.start();
+    const registration = this.registration;
+    // RFC 5626 spirit: over TCP the registrar reaches us only through our connection; when it drops,
+    // register again (the transaction layer's failures feed the usual backoff).
+    tcp.on("disconnected", (remote) => {
+      if (protocol !== "tcp" || remote.address !== registrar.address || remote.port !== registrar.port)
+        return;
+      if (registration.state !== "registered") return;
+      logger.warn(
+        { registrar: `${remote.address}:${remote.port}` },
+        "connection to registrar lost; re-registering",
+      );
+      this.clock.schedule(1000, () => registration.registerNow());
+    });
+    registration.start();
     this.keepalive.start();
   }
 

@@ -5,7 +5,7 @@
  */
 import type { Logger } from "../logging";
 import type { MediaEngine } from "../media/types";
-import { createResponse } from "../sip/message";
+import { createResponse, generateTag } from "../sip/message";
 import type { SipRequest } from "../sip/message/types";
 import type { Clock } from "../sip/transaction/clock";
 import type { InviteServerTransaction } from "../sip/transaction/server";
@@ -63,14 +63,14 @@ export class CallManager implements InviteHandler {
     this.counters.offered++;
     if (this.draining) {
       transaction.respond(
-        createResponse(request, 503, undefined, [["Retry-After", "60"]], { toTag: "drain" }),
+        createResponse(request, 503, undefined, [["Retry-After", "60"]], { toTag: generateTag() }),
       );
       return;
     }
     if (this.calls.size >= this.options.maxConcurrentCalls) {
       this.counters.refusedBusy++;
       this.options.logger.warn({ active: this.calls.size }, "concurrent call limit reached; 486");
-      transaction.respond(createResponse(request, 486, undefined, { toTag: "busy" }));
+      transaction.respond(createResponse(request, 486, undefined, { toTag: generateTag() }));
       return;
     }
     const call = new InboundCall(request, transaction, inbound, this.options);

@@ -22,7 +22,7 @@ export interface TransportOptions {
 type Listeners = { [E in keyof TransportEvents]: Set<TransportEvents[E]> };
 
 export abstract class TransportBase {
-  protected readonly listeners: Listeners = { message: new Set(), error: new Set() };
+  protected readonly listeners: Listeners = { message: new Set(), error: new Set(), disconnected: new Set() };
   protected readonly counters: TransportStats = {
     received: 0,
     sent: 0,
@@ -52,6 +52,16 @@ export abstract class TransportBase {
         listener(error);
       } catch (listenerError) {
         this.options.logger.error({ err: listenerError }, "transport error listener threw");
+      }
+    }
+  }
+
+  protected emitDisconnected(remote: Endpoint): void {
+    for (const listener of this.listeners.disconnected) {
+      try {
+        listener(remote);
+      } catch (listenerError) {
+        this.options.logger.error({ err: listenerError }, "transport disconnected listener threw");
       }
     }
   }

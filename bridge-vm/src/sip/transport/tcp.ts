@@ -76,7 +76,10 @@ export class TcpTransport extends TransportBase implements Transport {
     socket.on("error", (error) => {
       this.options.logger.debug({ err: error, remote: key(connection.remote) }, "TCP connection error");
     });
-    socket.on("close", () => this.forget(connection));
+    socket.on("close", () => {
+      this.forget(connection);
+      if (!this.closed) this.emitDisconnected(connection.remote);
+    });
     return connection;
   }
 

@@ -37,6 +37,8 @@ export interface TransportEvents {
   message: (inbound: InboundMessage) => void;
   /** Something went wrong on the socket itself (not a bad message): listeners may re-register. */
   error: (error: Error) => void;
+  /** A stream connection closed (TCP): a registration that lived on it must be renewed. */
+  disconnected: (remote: Endpoint) => void;
 }
 
 export interface Transport {
