@@ -10,7 +10,8 @@
  *            {"type":"done","context_id","done":true}  {"type":"error","error","status_code","context_id"}
  *            {"type":"timestamps"|"flush_done", …}
  * flush() ends the context, so `done` for it means everything before the flush was delivered.
- * clear() cancels the context; any late chunk of it carries the old context_id and is dropped.
+ * clear() cancels the contexts; any late chunk of one carries its old context_id and is dropped.
+ * Contexts are generated concurrently, so a later context's audio is held until the earlier is done.
  */
 import {
   asRecord,
@@ -81,15 +82,29 @@ interface ContextSettings {
   sampleRate: number;
 }
 
+interface Context {
+  /** "" for a flush with nothing said: acknowledged in order without a round trip. */
+  id: string;
+  /** flush() ended it (continue:false sent). */
+  ended: boolean;
+  /** `done` (or `error`) received: all its audio has arrived. */
+  done: boolean;
+  /** Audio that arrived while an earlier context was still playing out. */
+  held: Uint8Array[];
+  heldBytes: number;
+}
+
+/** Cap on audio held back for a later context (60 s of 8 kHz G.711). */
+const MAX_HELD_BYTES = 8000 * 60;
+
 class CartesiaSession implements TtsSession {
   private readonly vendor: VendorSocket;
   private contextCounter = 0;
-  /** Context receiving speak(); undefined until the first speak() after a flush/clear. */
-  private openContext: string | undefined;
-  /** Contexts ended by flush() whose `done` we still owe the pipeline an onFlushed for, in order. */
-  private flushing: string[] = [];
-  /** Contexts whose audio is still wanted (open or flushing). */
-  private readonly live = new Set<string>();
+  /**
+   * Contexts in speaking order; the last may be open (receiving speak()). Cartesia generates contexts
+   * concurrently on one socket, so only the head delivers audio and later ones hold theirs.
+   */
+  private contexts: Context[] = [];
   private readonly sessionId = crypto.randomUUID().slice(0, 8);
   private closed = false;
 
@@ -108,35 +123,45 @@ class CartesiaSession implements TtsSession {
     });
   }
 
+  private get open(): Context | undefined {
+    const last = this.contexts[this.contexts.length - 1];
+    return last && !last.ended ? last : undefined;
+  }
+
   speak(text: string): void {
     if (this.closed || text === "") return;
-    if (!this.openContext) {
-      this.openContext = `${this.sessionId}-${++this.contextCounter}`;
-      this.live.add(this.openContext);
+    let context = this.open;
+    if (!context) {
+      context = {
+        id: `${this.sessionId}-${++this.contextCounter}`,
+        ended: false,
+        done: false,
+        held: [],
+        heldBytes: 0,
+      };
+      this.contexts.push(context);
     }
-    this.sendGeneration(this.openContext, text, true);
+    this.sendGeneration(context.id, text, true);
   }
 
   flush(): void {
     if (this.closed) return;
-    const context = this.openContext;
-    if (!context) {
-      // Nothing was said since the last flush: still acknowledge, in order.
-      if (this.flushing.length === 0) this.events.onFlushed();
-      else this.flushing.push("");
-      return;
+    const context = this.open;
+    if (context) {
+      context.ended = true;
+      this.sendGeneration(context.id, "", false);
+    } else {
+      this.contexts.push({ id: "", ended: true, done: true, held: [], heldBytes: 0 });
+      this.drain();
     }
-    this.sendGeneration(context, "", false);
-    this.flushing.push(context);
-    this.openContext = undefined;
   }
 
   clear(): void {
     if (this.closed) return;
-    for (const context of this.live) this.vendor.sendJson({ context_id: context, cancel: true });
-    this.live.clear();
-    this.flushing = [];
-    this.openContext = undefined;
+    for (const context of this.contexts) {
+      if (context.id !== "" && !context.done) this.vendor.sendJson({ context_id: context.id, cancel: true });
+    }
+    this.contexts = [];
   }
 
   async close(): Promise<void> {
@@ -165,37 +190,47 @@ class CartesiaSession implements TtsSession {
   private onText(text: string): void {
     const message = asRecord(parseJson(text));
     if (!message) throw protocolError(this.provider, "message is not a JSON object");
-    const context = asString(message.context_id);
-    if (!context || !this.live.has(context) || this.closed) return; // cancelled or foreign context
+    const id = asString(message.context_id);
+    const context = id ? this.contexts.find((candidate) => candidate.id === id) : undefined;
+    if (!context || this.closed) return; // cancelled or foreign context
     switch (asString(message.type)) {
       case "chunk": {
         const audio = base64ToBytes(asString(message.data) ?? "");
         if (!audio) throw protocolError(this.provider, "chunk data is not base64");
-        this.events.onAudio(audio);
+        if (context === this.contexts[0]) {
+          this.events.onAudio(audio);
+        } else {
+          context.heldBytes += audio.length;
+          if (context.heldBytes > MAX_HELD_BYTES) throw protocolError(this.provider, "too much audio held");
+          context.held.push(audio);
+        }
         return;
       }
       case "done":
-        this.live.delete(context);
-        this.acknowledge(context);
+        context.done = true;
+        this.drain();
         return;
       case "error":
-        this.live.delete(context);
+        context.done = true;
         this.events.onError(protocolError(this.provider, asString(message.error) ?? "generation failed"));
-        this.acknowledge(context);
+        this.drain();
         return;
       default:
         return; // timestamps, flush_done, phoneme timestamps
     }
   }
 
-  /** Fire onFlushed for `context` and any empty flushes queued right behind it. */
-  private acknowledge(context: string): void {
-    if (this.flushing[0] !== context) return;
-    this.flushing.shift();
-    this.events.onFlushed();
-    while (this.flushing[0] === "") {
-      this.flushing.shift();
+  /** Acknowledge finished contexts in order and release the next one's held audio. */
+  private drain(): void {
+    while (this.contexts[0]?.done && this.contexts[0].ended) {
+      this.contexts.shift();
       this.events.onFlushed();
+      const next = this.contexts[0];
+      if (next) {
+        for (const chunk of next.held) this.events.onAudio(chunk);
+        next.held = [];
+        next.heldBytes = 0;
+      }
     }
   }
 

@@ -193,6 +193,29 @@ describe.each(cases)("TTS conformance: $name", (impl) => {
     },
   );
 
+  /**
+   * Race pinned: two utterances flushed back to back. Vendors that open a socket per utterance
+   * (ElevenLabs) generate both at once; the second one's audio must be held until the first is final,
+   * or the caller hears them interleaved. Fix: only the head utterance delivers, later ones hold.
+   */
+  it("two utterances flushed back to back play one after the other, each acknowledged", async () => {
+    const recorder = new TtsRecorder();
+    const session = await connect("PCMU", recorder);
+    session.speak("Alpha first utterance here.");
+    session.flush();
+    session.speak("Bravo second utterance here.");
+    session.flush();
+    await eventually(() => expect(recorder.flushed).toBe(2));
+    await delay(30);
+    const analysis = expectPlausible("PCMU", recorder.audio(), [
+      "Alpha first utterance here.",
+      "Bravo second utterance here.",
+    ]);
+    expect(analysis.frequencies).toEqual([...analysis.frequencies].sort((a, b) => a - b));
+    expect(recorder.log).toEqual(["audio", "flushed", "audio", "flushed"]);
+    await expectNoViolations();
+  });
+
   it("clear() mid-utterance stops its audio; the next utterance plays clean", async () => {
     const recorder = new TtsRecorder();
     const session = await connect("PCMU", recorder);
