@@ -78,6 +78,8 @@ function findBadControl(bytes: Uint8Array, start: number, end: number): number {
   for (let i = start; i < end; i++) {
     const b = bytes[i]!;
     if ((b < 0x20 && b !== 0x09 && b !== CR && b !== LF) || b === 0x7f) return i;
+    // A bare CR (not part of CRLF) would hide inside a value and split it differently elsewhere.
+    if (b === CR && i + 1 < end && bytes[i + 1] !== LF) return i;
   }
   return -1;
 }
@@ -134,7 +136,9 @@ function parseUnsafe(bytes: Uint8Array, options: ParseOptions): SipParseResult {
 
   const ends = findHeaderEnd(bytes, start);
   // A datagram without the blank line: tolerate it when there is no body (all headers, then EOF).
-  const headersEnd = ends ? ends.headersEnd : bytes.length;
+  let headersEnd = ends ? ends.headersEnd : bytes.length;
+  // findHeaderEnd stops at the LF of the last header line: leave its CR out of the header text too.
+  if (headersEnd > start && bytes[headersEnd - 1] === CR) headersEnd--;
   const bodyStart = ends ? ends.bodyStart : bytes.length;
   if (!ends && options.framing === "stream") return fail("bad-header", "Missing end of headers");
 

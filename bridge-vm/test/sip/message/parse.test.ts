@@ -176,6 +176,10 @@ describe("parseSipMessage: requests", () => {
   it("rejects NUL and other control characters in the header section", () => {
     const lines = INVITE_LINES.map((l) => (l.startsWith("Contact") ? "Contact: <sip:a\u0000@b>" : l));
     expectError(parseSipMessage(crlf(lines)), "bad-character");
+    const bareCr = INVITE_LINES.map((l) =>
+      l.startsWith("Subject") || l.startsWith("Call-ID") ? "Call-ID: x\ry" : l,
+    );
+    expectError(parseSipMessage(crlf(bareCr)), "bad-character");
     const bell = INVITE_LINES.map((l) => (l.startsWith("Call-ID") ? "Call-ID: x\u0007y" : l));
     expectError(parseSipMessage(crlf(bell)), "bad-character");
   });
