@@ -153,6 +153,15 @@ export class InboundCall implements DialogUser {
     this.transaction.respond(createResponse(this.invite, 100));
     this.logger.info({ from: this.info.from, to: this.info.to, remote: this.info.remote }, "incoming call");
 
+    // RFC 3261 §8.2.2.3: an extension we do not implement in Require (e.g. 100rel) → 420 + Unsupported.
+    const unsupported = this.invite.headers
+      .getAll("Require")
+      .map((option) => option.trim().toLowerCase())
+      .filter((option) => option !== "" && option !== "timer");
+    if (unsupported.length > 0) {
+      this.reject(420, [["Unsupported", unsupported.join(", ")]], "unsupported extension required");
+      return;
+    }
     const timer = negotiateAsUas(this.invite.headers, settings);
     if (timer.kind === "too-small") {
       this.reject(422, [["Min-SE", String(timer.minSE)]], "session interval too small");

@@ -82,6 +82,13 @@ describe("inbound call setup", () => {
     expect(stack.ended.map((e) => e.cause)).toEqual(["rejected"]);
   });
 
+  it("answers 420 + Unsupported when the INVITE requires an extension we lack (100rel)", async () => {
+    const stack = createStack();
+    await answeredCall(stack, invite({ extra: "Require: 100rel" }));
+    expect(statuses(stack)).toEqual([100, 420]);
+    expect(stack.transport.responses(420)[0]!.headers.get("Unsupported")).toBe("100rel");
+  });
+
   it("answers 486 beyond the concurrent-call cap", async () => {
     const stack = createStack({ maxConcurrentCalls: 1 });
     await answeredCall(stack);
