@@ -1,9 +1,21 @@
 /** SIPp scenarios run against SIPp itself: proves the runner, the stats parsing and the scenario files. */
+import { createSocket } from "node:dgram";
+import { readdirSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { dominantFrequency, goertzelPower } from "../support/audio";
 import { assertNothingLeft, stopAllPeers } from "../support/process";
 import { RtpPeer } from "../support/rtp-peer";
-import { describeSippResult, PCAPS, pcapVars, runSipp, startSippServer } from "../support/sipp";
+import {
+  describeSippResult,
+  PCAPS,
+  pcapVars,
+  runSipp,
+  SIPP_SCENARIO_DIR,
+  startSippServer,
+} from "../support/sipp";
 
 describe("runSipp / startSippServer", () => {
   afterAll(async () => {
@@ -77,5 +89,72 @@ describe("runSipp / startSippServer", () => {
     expect(result.messages).toMatch(/SIP\/2\.0 200 OK[\s\S]*expires=59/);
     await result.cleanup();
     expect((await registrar.finished()).exitCode).toBe(0);
+  });
+});
+
+const LINT_KEYS = {
+  rtp_port: "20000",
+  user: "alice",
+  password: "s3cret",
+  expires: "59",
+  min_expires: "120",
+  contact: "sip:alice@127.0.0.1:5999",
+};
+const SIPP_COMPLAINT = /Unknown element|XML|Unable to|unknown keyword|Invalid|not found/i;
+
+/** Runs a scenario for about a second against a silent socket; returns what SIPp complained about. */
+async function lintScenario(scenario: string, role: "client" | "server"): Promise<string> {
+  const blackHole = createSocket("udp4");
+  await new Promise<void>((resolve) => blackHole.bind(0, "127.0.0.1", resolve));
+  try {
+    const result =
+      role === "client"
+        ? await runSipp({
+            scenario,
+            remote: `127.0.0.1:${blackHole.address().port}`,
+            keys: LINT_KEYS,
+            templateVars: pcapVars(),
+            auth: { username: "alice", password: "s3cret" },
+            timeoutMs: 1200,
+          })
+        : await (async () => {
+            const server = await startSippServer({ scenario, keys: LINT_KEYS });
+            await new Promise((resolve) => setTimeout(resolve, 800));
+            return server.stop();
+          })().catch((error: unknown) => error as Error);
+    if (result instanceof Error) return result.message; // exited during start-up: the message quotes SIPp
+    await result.cleanup();
+    return `${result.stderr}\n${result.errors}`;
+  } finally {
+    blackHole.close();
+  }
+}
+
+describe.concurrent("every scenario in test/peers/sipp", () => {
+  const scenarios = readdirSync(SIPP_SCENARIO_DIR)
+    .filter((name) => name.endsWith(".xml"))
+    .map((name) => name.slice(0, -4));
+
+  afterAll(async () => {
+    await stopAllPeers();
+  });
+
+  it("the lint catches a broken scenario (control)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "patchbay-lint-"));
+    const broken = join(dir, "broken.xml");
+    await writeFile(
+      broken,
+      '<?xml version="1.0"?>\n<scenario name="x"><recv request="INVITE"/><bogus/></scenario>\n',
+    );
+    try {
+      expect(await lintScenario(broken, "server")).toMatch(SIPP_COMPLAINT);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each(scenarios)("%s loads in SIPp 3.6.1 without XML or keyword errors", async (scenario) => {
+    const complaints = await lintScenario(scenario, scenario.startsWith("uac-") ? "client" : "server");
+    expect(complaints).not.toMatch(SIPP_COMPLAINT);
   });
 });

@@ -312,7 +312,12 @@ export async function startSippServer(
     cwd: prepared.traceDir,
   });
   // SIPp has no "ready" line with -nostdin and no screen; wait until the port is bound by it.
-  await waitUntilBound(handle, prepared.localPort, options.transport ?? "udp");
+  try {
+    await waitUntilBound(handle, prepared.localPort, options.transport ?? "udp");
+  } catch (error) {
+    await rm(prepared.traceDir, { recursive: true, force: true });
+    throw error;
+  }
   const keep = options.keepTraces === true;
   let result: Promise<SippResult> | undefined;
   return {
