@@ -10,7 +10,9 @@
  * Resource rule: open() either returns a session that owns both sockets and its port pair, or
  * rejects having released everything it took. Nothing in between can leak.
  */
-import { createSocket, type Socket } from "node:dgram";
+import { createSocket, type Socket, type SocketOptions } from "node:dgram";
+import { lookup as dnsLookup } from "node:dns";
+import { isIPv4 } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { BridgeConfig } from "../config/schema";
 import type { MediaLogger } from "./logger";
@@ -62,6 +64,15 @@ export interface BridgeMediaEngine extends MediaEngine {
   /** Close every session (shutdown). */
   close(reason?: string): Promise<void>;
 }
+
+/**
+ * dgram resolves the destination of every send through dns.lookup, which for an IP literal still
+ * costs a process.nextTick round per packet. SDP gives us literals: answer those synchronously.
+ */
+const literalFirstLookup: NonNullable<SocketOptions["lookup"]> = (hostname, options, callback) => {
+  if (isIPv4(hostname)) callback(null, hostname, 4);
+  else dnsLookup(hostname, options, callback);
+};
 
 const UNSAFE_PATH_CHARACTERS = /[^A-Za-z0-9._@+-]/g;
 
@@ -120,8 +131,8 @@ export function createMediaEngine(
     for (let attempt = 0; attempt < bindAttempts; attempt++) {
       const port = pool.acquire();
       if (port === undefined) break;
-      const rtp = createSocket({ type: "udp4", recvBufferSize });
-      const rtcp = createSocket({ type: "udp4" });
+      const rtp = createSocket({ type: "udp4", recvBufferSize, lookup: literalFirstLookup });
+      const rtcp = createSocket({ type: "udp4", lookup: literalFirstLookup });
       try {
         await bind(rtp, port, bindAddress);
         await bind(rtcp, port + 1, bindAddress);

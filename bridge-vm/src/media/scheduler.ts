@@ -85,7 +85,7 @@ export class PacingScheduler {
 
   private readonly wake = (): void => {
     this.timer = undefined;
-    let now = this.clock();
+    const now = this.clock();
     let scheduled = this.epoch + this.slotIndex * this.slotMs;
     // A long stall: jump to the current slot rather than running every missed one back to back
     // (the pacers catch up on their own grids).
@@ -98,17 +98,18 @@ export class PacingScheduler {
     stats.lateness[stats.latenessCount++ % stats.lateness.length] = now - scheduled;
     stats.wakeups++;
     const bucket = this.buckets[this.slotIndex % this.buckets.length]!;
+    // setTimeout measures from libuv's cached loop time, which can be a few ms stale after a busy
+    // iteration, so a wake-up may come slightly BEFORE the slot. Treat it as on time: skipping the
+    // slot would push its frames 20 ms later and then send two at once.
+    const tickNow = Math.max(now, scheduled);
     for (const session of bucket) {
       try {
-        session.tick(now, scheduled);
+        session.tick(tickNow, scheduled);
       } catch (error) {
         this.onError(error);
       }
     }
     this.slotIndex++;
-    if (this.running > 0) {
-      now = this.clock();
-      this.arm();
-    }
+    if (this.running > 0) this.arm();
   };
 }
