@@ -10,7 +10,7 @@
 const TOKEN_VERSION = "v1";
 const encoder = new TextEncoder();
 
-async function hmacKey(secret: string): Promise<CryptoKey> {
+async function hmacKey(secret: string) {
   if (secret.length < 16) throw new RangeError("call token secret must be at least 16 characters");
   return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
     "sign",
