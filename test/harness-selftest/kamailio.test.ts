@@ -34,6 +34,19 @@ describe("startKamailio", () => {
     expect(wrong.exitCode).not.toBe(0);
     await wrong.cleanup();
 
+    // Below min_expires: 423 Interval Too Brief with Min-Expires (after the digest exchange).
+    const brief = await runSipp({
+      scenario: "uac-register",
+      remote,
+      service: "alice",
+      auth: ALICE,
+      templateVars: { EXPIRES: "30" },
+      keepTraces: true,
+      timeoutMs: 5000,
+    });
+    expect(brief.messages).toMatch(/SIP\/2\.0 423 [^\r\n]*[\s\S]*Min-Expires: 60/);
+    await brief.cleanup();
+
     // A SIPp UAS plays the registered phone; SIPp registers its address as alice's contact.
     const phone = await startSippServer({ scenario: "uas-answer", calls: 1 });
     const register = await runSipp({

@@ -9,7 +9,8 @@
  * Scenario placeholders: SIPp's own keywords ([service], [remote_ip], [media_port], [field0] …) plus
  *  - `-key` values: `keys: { rtp_port: "20000" }` → `[rtp_port]` in the message text;
  *  - `templateVars: { PCAP: "/abs/file.pcap" }` → `{{PCAP}}` replaced in the XML before SIPp reads it
- *    (for attributes SIPp does not expand keywords in, such as play_pcap_audio and pause milliseconds).
+ *    (for attributes SIPp does not expand keywords in, such as play_pcap_audio and pause milliseconds);
+ *    `{{NAME:default}}` supplies a default, so such a variable is optional.
  */
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -61,10 +62,12 @@ interface SippCommonOptions {
   transport?: "udp" | "tcp";
   /** `-key name value` pairs, available as [name] in scenario messages. */
   keys?: Readonly<Record<string, string>>;
-  /** `{{NAME}}` substitutions applied to the scenario XML text before SIPp loads it. */
+  /** `{{NAME}}` / `{{NAME:default}}` substitutions applied to the scenario XML before SIPp loads it. */
   templateVars?: Readonly<Record<string, string>>;
   /** CSV for `-inf` (first line SEQUENTIAL/RANDOM, then `field0;field1;…`), as file content. */
   injection?: string;
+  /** An existing `-inf` CSV file (alternative to `injection`). */
+  injectionFile?: string;
   /** Default duration of `<pause/>` without attributes (-d), in ms. */
   pauseMs?: number;
   /** Local media (RTP) port (-mp); default a free even port. */
@@ -107,6 +110,8 @@ export interface SippResult {
   stats: SippStats | undefined;
   /** Full text of every SIP message sent and received (-trace_msg). */
   messages: string;
+  /** Where that log lives (inside `traceDir`; gone after `cleanup()`). */
+  messagesPath: string;
   /** Unexpected messages and scenario errors (-trace_err). */
   errors: string;
   /** SIPp's stderr (fatal errors like "Unable to bind"). */
@@ -136,12 +141,15 @@ async function prepareRun(options: SippCommonOptions, role: string) {
   if (builtin !== undefined) {
     args.push("-sn", builtin);
   } else if (path !== undefined) {
-    let xml = await readFile(path, "utf8");
-    for (const [name, value] of Object.entries(options.templateVars ?? {})) {
-      xml = xml.replaceAll(`{{${name}}}`, value);
-    }
-    const leftover = /\{\{([A-Za-z0-9_]+)\}\}/.exec(xml);
-    if (leftover !== null) throw new Error(`sipp: scenario ${path} needs templateVars.${leftover[1]}`);
+    const vars = options.templateVars ?? {};
+    const xml = (await readFile(path, "utf8")).replace(
+      /\{\{([A-Za-z0-9_]+)(?::([^}]*))?\}\}/g,
+      (_, name: string, fallback: string | undefined) => {
+        const value = vars[name] ?? fallback;
+        if (value === undefined) throw new Error(`sipp: scenario ${path} needs templateVars.${name}`);
+        return value;
+      },
+    );
     const rendered = join(traceDir, "scenario.xml");
     await writeFile(rendered, xml);
     args.push("-sf", rendered);
@@ -183,6 +191,8 @@ async function prepareRun(options: SippCommonOptions, role: string) {
     const injectionPath = join(traceDir, "injection.csv");
     await writeFile(injectionPath, options.injection);
     args.push("-inf", injectionPath);
+  } else if (options.injectionFile !== undefined) {
+    args.push("-inf", options.injectionFile);
   }
   return { traceDir, localIp, localPort, mediaPort, args };
 }
@@ -244,6 +254,7 @@ async function collect(
     stats:
       statsFile === undefined ? undefined : parseSippStats(await readIfExists(join(traceDir, statsFile))),
     messages: await readIfExists(join(traceDir, "messages.log")),
+    messagesPath: join(traceDir, "messages.log"),
     errors: await readIfExists(join(traceDir, "errors.log")),
     logs: await readIfExists(join(traceDir, "logs.log")),
     stderr: handle.stderr.join("\n"),
