@@ -16,7 +16,14 @@ import {
   withRetries,
 } from "../common";
 import { DEEPGRAM_LIVE_CAPABILITIES, DeepgramLiveSession, FLUX_CAPABILITIES, FluxSession } from "../deepgram";
-import type { AudioFormat, SttCapabilities, SttEvents, SttProvider, SttSession } from "../types";
+import {
+  type AudioFormat,
+  ProviderError,
+  type SttCapabilities,
+  type SttEvents,
+  type SttProvider,
+  type SttSession,
+} from "../types";
 import { type AiBinding, aiError, runModel } from "./binding";
 
 export const WORKERS_AI_FLUX = "@cf/deepgram/flux";
@@ -24,7 +31,8 @@ export const WORKERS_AI_NOVA_3 = "@cf/deepgram/nova-3";
 
 export interface WorkersAiSttOptions {
   ai: AiBinding;
-  model?: typeof WORKERS_AI_FLUX | typeof WORKERS_AI_NOVA_3;
+  /** WORKERS_AI_FLUX (default) or WORKERS_AI_NOVA_3; anything else is refused by the constructor. */
+  model?: string;
   /** Flux only: rate the decoded PCM is sent at. */
   fluxSampleRate?: 8000 | 16000;
   eotThreshold?: number;
@@ -44,6 +52,9 @@ export class WorkersAiStt implements SttProvider {
 
   constructor(private readonly options: WorkersAiSttOptions) {
     this.model = options.model ?? WORKERS_AI_FLUX;
+    if (this.model !== WORKERS_AI_FLUX && this.model !== WORKERS_AI_NOVA_3) {
+      throw new ProviderError(this.name, "bad-request", `no WebSocket STT model ${this.model}`, false);
+    }
     this.capabilities = this.model === WORKERS_AI_FLUX ? FLUX_CAPABILITIES : DEEPGRAM_LIVE_CAPABILITIES;
   }
 
