@@ -36,8 +36,19 @@ const BASELINE_SPEED = 140;
 /** μ-law codes of the smallest magnitudes (0xFF/0x7F are ±0). */
 const FAINT_NOISE = [0xff, 0x7f, 0xfe, 0x7e, 0xfd, 0x7d];
 
-async function telephonyUtterance(text: string, voice: string, wordsPerMinute: number, padSeconds: number) {
-  const synthesis = synthesize({ text, voice, wordsPerMinute, spec: FORMAT_SPECS.mulaw });
+async function telephonyUtterance(
+  text: string,
+  voice: string,
+  wordsPerMinute: number,
+  padSeconds: number,
+  gainDb = 0,
+) {
+  // A quieter or louder line: sox applies the gain before μ-law encoding.
+  const spec = {
+    ...FORMAT_SPECS.mulaw,
+    soxOutput: [...FORMAT_SPECS.mulaw.soxOutput, "gain", String(gainDb)],
+  };
+  const synthesis = synthesize({ text, voice, wordsPerMinute, spec });
   const chunks: Buffer[] = [];
   for await (const chunk of synthesis.audio) chunks.push(chunk as Buffer);
   await synthesis.done;
@@ -74,6 +85,7 @@ async function score(
   voice: string,
   speed: number,
   pad: number,
+  gainDb: number,
 ): Promise<Score> {
   const result: Score = {
     phrases: 0,
@@ -85,7 +97,7 @@ async function score(
     misses: [],
   };
   for (const phrase of CALLER_PHRASES) {
-    const audio = await telephonyUtterance(phrase.text, voice, speed, pad);
+    const audio = await telephonyUtterance(phrase.text, voice, speed, pad, gainDb);
     const started = performance.now();
     const heard = normalizeUtterance(await recognizer.transcribe(audio));
     result.decodeMs += performance.now() - started;
@@ -104,6 +116,22 @@ function percent(part: number, whole: number): string {
   return `${part}/${whole} (${Math.round((100 * part) / whole)}%)`;
 }
 
+interface Condition {
+  voice: string;
+  speed: number;
+  /** Row label for the line condition. */
+  line: string;
+  pad: number;
+  gainDb: number;
+}
+const CLEAN = { line: "clean", pad: 0, gainDb: 0 };
+/** Line conditions tried on the served voice and speed only. */
+const LINE_VARIANTS: Condition[] = [
+  { voice: BASELINE_VOICE, speed: BASELINE_SPEED, line: "0.4 s noise pad", pad: 0.4, gainDb: 0 },
+  { voice: BASELINE_VOICE, speed: BASELINE_SPEED, line: "-20 dB", pad: 0, gainDb: -20 },
+  { voice: BASELINE_VOICE, speed: BASELINE_SPEED, line: "+4 dB", pad: 0, gainDb: 4 },
+];
+
 const rows: string[] = [];
 const misses: string[] = [];
 for (const setup of SETUPS) {
@@ -114,18 +142,20 @@ for (const setup of SETUPS) {
     ...setup.options,
   });
   try {
-    const conditions = served
-      ? VOICES.flatMap((voice) => SPEEDS.map((speed) => ({ voice, speed })))
-      : [{ voice: BASELINE_VOICE, speed: BASELINE_SPEED }];
-    for (const { voice, speed } of conditions) {
-      for (const pad of served && voice === BASELINE_VOICE && speed === BASELINE_SPEED ? [0, 0.4] : [0]) {
-        const result = await score(recognizer, voice, speed, pad);
-        rows.push(
-          `| ${setup.name} | ${voice} | ${speed} | ${pad > 0 ? `${pad} s` : "none"} | ${percent(result.exact, result.phrases)} | ${percent(result.keywordsFound, result.keywords)} | ${percent(result.rulesRight, result.phrases)} | ${Math.round(result.decodeMs / result.phrases)} |`,
-        );
-        for (const miss of result.misses) misses.push(`- ${setup.name}, ${voice} @ ${speed} wpm: ${miss}`);
-        console.error(`measured: ${setup.name} ${voice} ${speed} pad ${pad}`);
+    const conditions: Condition[] = served
+      ? VOICES.flatMap((voice) => SPEEDS.map((speed) => ({ voice, speed, ...CLEAN })))
+      : [{ voice: BASELINE_VOICE, speed: BASELINE_SPEED, ...CLEAN }];
+    if (served) conditions.splice(2, 0, ...LINE_VARIANTS); // after en-us at 140 wpm, clean
+    for (const condition of conditions) {
+      const { voice, speed } = condition;
+      const result = await score(recognizer, voice, speed, condition.pad, condition.gainDb);
+      rows.push(
+        `| ${setup.name} | ${voice} | ${speed} | ${condition.line} | ${percent(result.exact, result.phrases)} | ${percent(result.keywordsFound, result.keywords)} | ${percent(result.rulesRight, result.phrases)} | ${Math.round(result.decodeMs / result.phrases)} |`,
+      );
+      for (const miss of result.misses) {
+        misses.push(`- ${setup.name}, ${voice} @ ${speed} wpm, ${condition.line}: ${miss}`);
       }
+      console.error(`measured: ${setup.name} ${voice} ${speed} ${condition.line}`);
     }
   } finally {
     await recognizer.close();
@@ -157,7 +187,7 @@ const outOfGrammar: string[] = [];
 }
 
 console.log(`Recognition of ${CALLER_PHRASES.length} scripted caller phrases through 8 kHz G.711 μ-law\n`);
-console.log("| decoder setup | voice | wpm | padding | exact phrase | keywords | agent rule | ms/phrase |");
+console.log("| decoder setup | voice | wpm | line | exact phrase | keywords | agent rule | ms/phrase |");
 console.log("|---|---|---|---|---|---|---|---|");
 for (const row of rows) console.log(row);
 if (misses.length > 0) console.log(`\nMisses:\n${misses.join("\n")}`);

@@ -45,6 +45,16 @@ describe("POST /v1/audio/transcriptions", () => {
     expect(matchRule(text)?.name).toBe(rule);
   });
 
+  it("hears a phrase on a line 20 dB quieter (the level is normalized before decoding)", async () => {
+    const wav = await telephonyWav("how much does it cost");
+    const samples = new Int16Array(wav.buffer.slice(wav.byteOffset + 44, wav.byteOffset + wav.length));
+    for (let i = 0; i < samples.length; i++) samples[i] = Math.round(samples[i]! / 10);
+    const response = await transcribe(wavFile(samples, 8000));
+    const { text } = (await response.json()) as { text: string };
+    expect(text.split(" ")).toContain("cost");
+    expect(matchRule(text)?.name).toBe("price");
+  });
+
   it("returns plain text for response_format=text, and empty text for silence", async () => {
     const spoken = await transcribe(await telephonyWav("how much does it cost"), { response_format: "text" });
     expect(spoken.headers.get("content-type")).toMatch(/^text\/plain/);

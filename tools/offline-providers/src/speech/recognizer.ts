@@ -3,9 +3,9 @@
  *
  * `create()` prepares a work directory once: the en-us acoustic model linked file by file with a
  * tuned feat.params (see vocabulary.ts), a dictionary of only the phrase words and a JSGF grammar.
- * Each `transcribe()` converts the upload's samples with sox to a 16 kHz mono WAV in the work directory
- * (the model is wideband; upsampling 8 kHz telephony audio measured better than `-samprate 8000`) and
- * runs `pocketsphinx_continuous -infile` on it. A file, not a pipe: Node's child stdio are socket
+ * Each `transcribe()` converts the upload's samples with sox to 16 kHz mono PCM (the model is wideband;
+ * upsampling 8 kHz telephony audio measured better than `-samprate 8000`), normalizes its peak level,
+ * writes it as a WAV in the work directory and runs `pocketsphinx_continuous -infile` on it. A file, not a pipe: Node's child stdio are socket
  * pairs, which `-infile /dev/stdin` cannot open.
  * PocketSphinx is CPU heavy, so at most `maxConcurrent` decodes run at once; the rest queue.
  */
@@ -13,6 +13,7 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { wavHeader } from "./formats";
 import {
   buildDictionary,
   buildJsgf,
@@ -37,6 +38,27 @@ export interface RecognizerOptions {
 }
 
 const OUTPUT_CAP = 64 * 1024;
+const DECODER_RATE = 16000;
+/** The transcription endpoint caps uploads at 120 s; 130 s of 16 kHz PCM16 leaves headroom. */
+const MAX_DECODER_INPUT_BYTES = 130 * DECODER_RATE * 2;
+
+/**
+ * Peak level the decoder expects: espeak-ng's own peak (about -3.6 dBFS). The tuned cepstral mean
+ * includes the energy coefficient c0, so recognition depends on level: measured 6/9 phrases at -20 dB,
+ * 8/9 at -6 dB, 9/9 at 0 and +4 dB; with peak normalization 9/9 from -30 dB to +4 dB.
+ */
+export const TARGET_PEAK = Math.round(32767 * 10 ** (-3.6 / 20));
+/** Below this peak (-45 dBFS) the input is silence or line noise: left as is, not amplified. */
+export const NORMALIZE_FLOOR = Math.round(32767 * 10 ** (-45 / 20));
+
+/** Scales samples in place so their peak is TARGET_PEAK (unless the input is near silence). */
+export function normalizePeak(samples: Int16Array): void {
+  let peak = 0;
+  for (const sample of samples) peak = Math.max(peak, Math.abs(sample));
+  if (peak < NORMALIZE_FLOOR || peak === TARGET_PEAK) return;
+  const gain = TARGET_PEAK / peak;
+  for (let i = 0; i < samples.length; i++) samples[i] = Math.round(samples[i]! * gain);
+}
 
 export class PocketSphinxRecognizer {
   private closed = false;
@@ -92,59 +114,73 @@ export class PocketSphinxRecognizer {
   }
 
   private async decode(audio: WavInfo, signal?: AbortSignal): Promise<string> {
-    const wavPath = join(this.workDir, `utterance-${++this.sequence}.wav`);
     const input =
       audio.encoding === "pcm16"
         ? ["-t", "raw", "-e", "signed-integer", "-b", "16", "-L"]
         : ["-t", audio.encoding === "mulaw" ? "ul" : "al"];
+    // -D: no random dither, so a transcription is repeatable (dither noise, amplified by the peak
+    // normalization on quiet input, measurably changed results between runs).
+    const raw = await this.run(
+      "sox",
+      ["-V1", "-D", ...input, "-r", String(audio.sampleRate), "-c", String(audio.channels), "-"].concat([
+        "-t",
+        "raw",
+        "-r",
+        String(DECODER_RATE),
+        "-c",
+        "1",
+        "-b",
+        "16",
+        "-e",
+        "signed-integer",
+        "-L",
+        "-",
+      ]),
+      audio.data,
+      signal,
+      MAX_DECODER_INPUT_BYTES,
+    );
+    // A fresh copy: Int16Array needs an even byte offset, which a concatenated Buffer does not promise.
+    const samples = new Int16Array(Uint8Array.from(raw.subarray(0, raw.length - (raw.length % 2))).buffer);
+    normalizePeak(samples);
+    const wavPath = join(this.workDir, `utterance-${++this.sequence}.wav`);
     try {
-      await this.run(
-        "sox",
-        ["-V1", ...input, "-r", String(audio.sampleRate), "-c", String(audio.channels), "-"].concat([
-          "-t",
-          "wav",
-          "-r",
-          "16000",
-          "-c",
-          "1",
-          "-b",
-          "16",
-          "-e",
-          "signed-integer",
-          wavPath,
-        ]),
-        audio.data,
-        signal,
-      );
+      const pcm = Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength);
+      await writeFile(wavPath, Buffer.concat([wavHeader(pcm.length, DECODER_RATE), pcm]));
       const stdout = await this.run(
         "pocketsphinx_continuous",
         [...this.decoderArgs, "-infile", wavPath],
         undefined,
         signal,
+        OUTPUT_CAP,
       );
-      return joinHypotheses(stdout);
+      return joinHypotheses(stdout.toString("utf8"));
     } finally {
       await rm(wavPath, { force: true });
     }
   }
 
-  /** Runs one process to completion; its stdout (capped) is the result. Killed on abort or close. */
+  /** Runs one process to completion; its stdout (capped at `outputCap`) is the result. Killed on abort or close. */
   private run(
     command: string,
     args: string[],
     stdin: Uint8Array | undefined,
-    signal?: AbortSignal,
-  ): Promise<string> {
+    signal: AbortSignal | undefined,
+    outputCap: number,
+  ): Promise<Buffer> {
     const child = spawn(command, args, { stdio: [stdin ? "pipe" : "ignore", "pipe", "pipe"] });
     this.children.add(child);
     const kill = (): void => {
       child.kill("SIGKILL");
     };
     signal?.addEventListener("abort", kill, { once: true });
-    let stdout = "";
+    const stdout: Buffer[] = [];
+    let stdoutBytes = 0;
     let stderr = "";
     child.stdout?.on("data", (chunk: Buffer) => {
-      if (stdout.length < OUTPUT_CAP) stdout += chunk.toString("utf8");
+      if (stdoutBytes + chunk.length > outputCap) return kill();
+      stdout.push(chunk);
+      stdoutBytes += chunk.length;
     });
     child.stderr?.on("data", (chunk: Buffer) => {
       if (stderr.length < OUTPUT_CAP) stderr += chunk.toString("utf8");
@@ -161,7 +197,7 @@ export class PocketSphinxRecognizer {
         if (signal?.aborted) reject(new Error("transcription aborted"));
         else if (code !== 0)
           reject(new Error(`${command} exited with ${exitSignal ?? code}: ${lastLines(stderr)}`));
-        else resolve(stdout);
+        else resolve(Buffer.concat(stdout, stdoutBytes));
       });
     });
   }

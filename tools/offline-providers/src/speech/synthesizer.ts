@@ -24,7 +24,10 @@ export interface Synthesis {
   kill(): void;
 }
 
-/** sox's default 8 KiB buffer holds back the first audio; a small one gets it out sooner. */
+/**
+ * sox's default 8 KiB buffer holds back the first audio; a small one gets it out sooner. `-D` turns off
+ * sox's random dither so the same text always gives the same bytes (reproducible tests and measurements).
+ */
 const SOX_BUFFER_BYTES = "1024";
 const STDERR_CAP = 4096;
 
@@ -54,7 +57,7 @@ export function synthesize(request: SynthesisRequest): Synthesis {
   );
   const sox = spawn(
     "sox",
-    ["--buffer", SOX_BUFFER_BYTES, "-q", "-t", "wav", "-", ...request.spec.soxOutput],
+    ["--buffer", SOX_BUFFER_BYTES, "-q", "-D", "-t", "wav", "-", ...request.spec.soxOutput],
     {
       stdio: ["pipe", "pipe", "pipe"],
     },
