@@ -8,6 +8,13 @@ import { AgentCatalog, bundledAgentSources, dialedUser } from "../src/agents/cat
 import { checkAgentDefinition } from "../src/agents/schema";
 import { callMetadata } from "./helpers/bridge";
 
+// Vite's import.meta.glob (resolved at transform time); typed here because vite is not a direct dependency.
+declare global {
+  interface ImportMeta {
+    glob<T>(pattern: string, options: { eager: true; import: "default" }): Record<string, T>;
+  }
+}
+
 const files = import.meta.glob<unknown>("../agents/*.json", { eager: true, import: "default" });
 
 describe("workers/agents/*.json", () => {
