@@ -33,6 +33,12 @@ async function shutdown(signal: string): Promise<void> {
 process.on("SIGINT", () => void shutdown("SIGINT"));
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("unhandledRejection", (reason) => logger.error({ err: reason }, "unhandled rejection"));
+process.on("uncaughtException", (error) => {
+  // A bug, not a condition we handle: say so in the log and let the supervisor restart us.
+  logger.fatal({ err: error }, "uncaught exception");
+  logger.flush();
+  process.exit(1);
+});
 
 try {
   service = await BridgeService.start({ config, logger });

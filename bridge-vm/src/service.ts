@@ -165,6 +165,7 @@ export class BridgeService {
       },
       timers: layer.timers,
       maxConcurrentCalls: sip.maxConcurrentCalls,
+      credentials: { username: sip.authUsername ?? sip.username, password: sip.password },
     });
 
     logger.info(
@@ -227,6 +228,22 @@ export class BridgeService {
     });
     registration.start();
     this.keepalive.start();
+  }
+
+  /** Counters for metrics and /healthz: transports, refusals, dialogs, calls, registration. */
+  stats() {
+    return {
+      transports: Object.fromEntries(this.transports.map((t) => [t.protocol, t.stats()])),
+      ua: this.ua ? { ...this.ua.counters, dialogs: this.ua.dialogCount } : undefined,
+      calls: this.calls ? { ...this.calls.counters, active: this.calls.active } : undefined,
+      registration: this.registration
+        ? {
+            state: this.registration.state,
+            failures: this.registration.failures,
+            grantedS: this.registration.grantedS,
+          }
+        : undefined,
+    };
   }
 
   /** The local SIP port (UDP and TCP). */

@@ -10,6 +10,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../logging";
 import { type CallMedia, type MediaEngine, type MediaParams, MediaUnavailableError } from "../media/types";
+import { DigestClient } from "../sip/auth";
 import { Dialog } from "../sip/dialog/dialog";
 import { createResponse, generateTag, parseCSeq } from "../sip/message";
 import type { SipRequest, SipResponse } from "../sip/message/types";
@@ -40,6 +41,8 @@ export interface CallSettings extends SessionTimerConfig {
 
 export interface CallDeps {
   ua: UaCore;
+  /** Digest credentials for challenges to our in-dialog requests (BYE, UPDATE, re-INVITE). */
+  credentials?: { username: string; password: string };
   clock: Clock;
   logger: Logger;
   media: MediaEngine;
@@ -85,6 +88,7 @@ export class InboundCall implements DialogUser {
   private sessionInterval: { intervalS: number; refresher: Refresher } | undefined;
   private peerAllowsUpdate: boolean;
   private initialTimerHeaders: Array<[string, string]> = [];
+  private digest: DigestClient | undefined;
   private endedInfo: CallEnded | undefined;
   private readonly listeners: { [E in keyof CallEvents]: Set<CallEvents[E]> } = {
     answered: new Set(),
@@ -662,7 +666,15 @@ export class InboundCall implements DialogUser {
   // ---------------------------------------------------------------------------------------------------
   // Helpers
 
-  private sendInDialog(request: SipRequest, onResponse: (response: SipResponse) => void): void {
+  /**
+   * Send a request inside the dialog along the route set. A 401/407 (Asterisk challenges in-dialog
+   * requests too) is answered once with digest credentials: same request, CSeq + 1, new branch.
+   */
+  private sendInDialog(
+    request: SipRequest,
+    onResponse: (response: SipResponse) => void,
+    authorized = false,
+  ): void {
     void this.resolveNextHop().then((destination) => {
       if (!destination) {
         this.logger.warn({ method: request.method }, "no route for in-dialog request");
@@ -670,13 +682,45 @@ export class InboundCall implements DialogUser {
         return;
       }
       this.deps.ua.layer.sendRequest(request, destination, {
-        onResponse,
+        onResponse: (response) => {
+          if (
+            (response.status === 401 || response.status === 407) &&
+            !authorized &&
+            this.retryWithAuth(request, response, onResponse)
+          )
+            return;
+          onResponse(response);
+        },
         onFailure: (reason) => {
           this.logger.warn({ method: request.method, reason }, "in-dialog request failed");
           if (request.method !== "BYE") onResponse(createResponse(request, 408));
         },
       });
     });
+  }
+
+  private retryWithAuth(
+    request: SipRequest,
+    challenge: SipResponse,
+    onResponse: (response: SipResponse) => void,
+  ): boolean {
+    const credentials = this.deps.credentials;
+    if (!credentials || !this.dialog) return false;
+    this.digest ??= new DigestClient(credentials);
+    const decision = this.digest.respondToChallenge(challenge, request);
+    if (decision.action !== "retry") {
+      this.logger.warn(
+        { method: request.method, reason: decision.reason },
+        "in-dialog request challenged; cannot authenticate",
+      );
+      return false;
+    }
+    const headers = request.headers.clone();
+    headers.delete("Via");
+    headers.set("CSeq", `${this.dialog.nextLocalSeq()} ${request.method}`);
+    headers.set(decision.headerName, decision.headerValue);
+    this.sendInDialog({ ...request, headers }, onResponse, true);
+    return true;
   }
 
   private async resolveNextHop() {

@@ -23,6 +23,8 @@ export interface CallManagerOptions {
   settings: CallSettings;
   timers: BaseTimers;
   maxConcurrentCalls: number;
+  /** Digest credentials for challenged in-dialog requests. */
+  credentials?: { username: string; password: string };
 }
 
 export interface CallManagerCounters {

@@ -151,6 +151,32 @@ describe("in-dialog requests", () => {
     expect(bye.headers.get("Route")).toBe("<sip:10.9.9.9:5080;lr>");
   });
 
+  it("answers a challenge to its BYE once with digest credentials (CSeq + 1, new branch)", async () => {
+    const stack = await confirmed();
+    await stack.calls.list()[0]!.hangup("agent-hangup");
+    await flush();
+    const [bye] = stack.transport.requests("BYE");
+    const { createResponse } = await import("../../src/sip/message");
+    stack.transport.deliver(
+      createResponse(
+        bye!,
+        407,
+        undefined,
+        [["Proxy-Authenticate", 'Digest realm="pbx", nonce="abc", qop="auth"']],
+        {
+          toTag: "caller-tag",
+        },
+      ),
+    );
+    await flush();
+    const [, retry] = stack.transport.requests("BYE");
+    expect(retry!.headers.get("Proxy-Authorization")).toMatch(/^Digest username="1001", realm="pbx"/);
+    const seq = (r: typeof bye) => Number(r!.headers.get("CSeq")!.split(" ")[0]);
+    expect(seq(retry)).toBe(seq(bye) + 1);
+    expect(retry!.headers.getAll("Via")).toHaveLength(1);
+    expect(retry!.headers.get("Via")).not.toBe(bye!.headers.get("Via"));
+  });
+
   it("holds and resumes on re-INVITE (sendonly → our recvonly), updating media", async () => {
     const stack = await confirmed();
     stack.transport.deliver(inDialog(stack, "INVITE", 2, { body: offerWith(2, "sendonly") }));

@@ -106,6 +106,7 @@ export function createStack(options: StackOptions = {}) {
     media,
     timers: layer.timers,
     maxConcurrentCalls: options.maxConcurrentCalls ?? 10,
+    credentials: { username: "1001", password: "hunter2" },
     settings: {
       sendRinging: options.sendRinging ?? true,
       answerDelayMs: options.answerDelayMs ?? 0,
