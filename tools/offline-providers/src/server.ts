@@ -20,6 +20,8 @@ export interface OfflineProvidersOptions {
   /** Require `Authorization: Bearer <any>` on /v1 routes, like the real API (default true). */
   requireAuth?: boolean;
   latency?: Partial<StageLatency>;
+  /** Target of every transfer the scripted agent makes (default: the tool's first allowed target). */
+  transferTarget?: string;
   /** Concurrent PocketSphinx decodes (default 2). */
   maxConcurrentTranscriptions?: number;
 }
@@ -86,7 +88,7 @@ export async function startOfflineProviders(
           })),
         });
       case "POST /v1/chat/completions":
-        return handleChat(request, response, latency, signal);
+        return handleChat(request, response, latency, { transferTarget: options.transferTarget }, signal);
       case "POST /v1/audio/speech":
         return handleSpeech(request, response, latency, signal);
       case "POST /v1/audio/transcriptions":

@@ -24,6 +24,7 @@ describe("scripted agent rules", () => {
   it("answers a keypad digit in the pipeline's message format, and loose variants", () => {
     expect(planReply([user("[caller pressed 5]")], TOOLS).text).toBe("You pressed 5.");
     expect(planReply([user("The caller pressed #")], TOOLS).text).toBe("You pressed #.");
+    expect(planReply([user("[caller pressed 1 2 3]")], TOOLS).text).toBe("You pressed 1 2 3.");
   });
 
   it("transfers with the target in the property the tool's schema declares", () => {
@@ -33,10 +34,32 @@ describe("scripted agent rules", () => {
     ]);
   });
 
+  it("transfers to the first allowed target the pipeline lists, or to the configured one", () => {
+    const tools: AgentTool[] = [
+      {
+        name: "transfer_call",
+        description: "Transfer the caller. Allowed targets: 200, sip:desk@pbx.example.",
+        parameters: { type: "object", properties: { target: { type: "string" } } },
+      },
+    ];
+    const human = [user("a human please")];
+    expect(planReply(human, tools).toolCalls[0]?.arguments).toEqual({ target: "200" });
+    expect(planReply(human, tools, { transferTarget: "300" }).toolCalls[0]?.arguments).toEqual({
+      target: "300",
+    });
+  });
+
   it("says goodbye then calls end_call, with arguments the tool's schema allows", () => {
     const plan = planReply([user("thanks that is all goodbye")], TOOLS);
     expect(plan.text).toMatch(/goodbye/i);
     expect(plan.toolCalls).toEqual([{ name: "end_call", arguments: {} }]);
+    const withReason: AgentTool = {
+      name: "end_call",
+      parameters: { type: "object", properties: { reason: { type: "string" } } },
+    };
+    expect(planReply([user("goodbye")], [withReason]).toolCalls[0]?.arguments).toEqual({
+      reason: "caller said goodbye",
+    });
   });
 
   it("never calls a tool the request does not declare", () => {

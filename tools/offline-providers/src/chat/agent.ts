@@ -23,6 +23,7 @@ export interface AgentMessage {
 
 export interface AgentTool {
   name: string;
+  description?: string | undefined;
   /** JSON Schema of the arguments, used to name the transfer target's property. */
   parameters?: Record<string, unknown> | undefined;
 }
@@ -109,7 +110,22 @@ function pendingToolName(messages: readonly AgentMessage[]): string | undefined 
   return undefined;
 }
 
-export function planReply(messages: readonly AgentMessage[], tools: readonly AgentTool[]): AgentPlan {
+export interface AgentOptions {
+  /** Overrides every transfer target (the demo's PBX extension). */
+  transferTarget?: string | undefined;
+}
+
+/** "… Allowed targets: 200, sip:desk@pbx." → "200" */
+function firstAllowedTarget(tool: AgentTool): string | undefined {
+  const listed = /allowed targets:\s*([^,\s]+)/i.exec(tool.description ?? "")?.[1];
+  return listed?.replace(/\.$/, "");
+}
+
+export function planReply(
+  messages: readonly AgentMessage[],
+  tools: readonly AgentTool[],
+  options: AgentOptions = {},
+): AgentPlan {
   const last = messages[messages.length - 1];
   if (last?.role === "tool") {
     const toolName = pendingToolName(messages) ?? "";
@@ -123,8 +139,11 @@ export function planReply(messages: readonly AgentMessage[], tools: readonly Age
   if (!lastUser) return { rule: "greeting-opening", text: GREETING, toolCalls: [] };
 
   const utterance = messageText(lastUser.content);
-  const digit = DTMF_PATTERN.exec(utterance)?.[1];
-  if (digit !== undefined) return { rule: "dtmf", text: `You pressed ${digit}.`, toolCalls: [] };
+  const digits = DTMF_PATTERN.exec(utterance)?.[1];
+  if (digits !== undefined) {
+    const spoken = digits.replace(/\s+/g, "").split("").join(" ");
+    return { rule: "dtmf", text: `You pressed ${spoken}.`, toolCalls: [] };
+  }
 
   const rule = matchRule(utterance);
   if (!rule) return { rule: "fallback", text: FALLBACK_REPLY, toolCalls: [] };
@@ -135,7 +154,8 @@ export function planReply(messages: readonly AgentMessage[], tools: readonly Age
     case "transfer": {
       const tool = findTool(tools, TRANSFER_TOOL_NAMES);
       if (!tool) return { rule: rule.name, text: TRANSFER_UNAVAILABLE_REPLY, toolCalls: [] };
-      const args = { [transferTargetProperty(tool)]: rule.action.target };
+      const target = options.transferTarget ?? firstAllowedTarget(tool) ?? rule.action.target;
+      const args = { [transferTargetProperty(tool)]: target };
       return { rule: rule.name, text: rule.reply, toolCalls: [{ name: tool.name, arguments: args }] };
     }
     case "end_call": {

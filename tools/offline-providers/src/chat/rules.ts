@@ -10,7 +10,11 @@
 /** What a rule does besides (or instead of) speaking. */
 export type RuleAction =
   | { kind: "reply" }
-  /** Hand the call to a human: a transfer tool call with `target` (only if the request declares the tool). */
+  /**
+   * Hand the call to a human: a transfer tool call (only if the request declares the tool). The target
+   * is the server's configured one, else the first "Allowed targets: …" in the tool's description (how
+   * the pipeline lists an agent's targets), else this rule's `target`.
+   */
   | { kind: "transfer"; target: string }
   /** Say goodbye, then an end-call tool call (only if the request declares the tool). */
   | { kind: "end_call" };
@@ -30,8 +34,11 @@ export const END_CALL_TOOL_NAMES = ["end_call", "hang_up", "hangup"] as const;
 /** The transfer target used when a rule does not name one (an extension on the demo PBX). */
 export const DEFAULT_TRANSFER_TARGET = "sip:operator@127.0.0.1";
 
-/** A caller's keypad digit as the pipeline reports it ("[caller pressed 5]"), matched loosely. */
-export const DTMF_PATTERN = /pressed\s+([0-9*#])/i;
+/**
+ * Caller keypad digits as the pipeline reports them ("[caller pressed 5]", "[caller pressed 1 2 3]"),
+ * matched loosely: "pressed" then digits, optionally space separated.
+ */
+export const DTMF_PATTERN = /pressed\s+([0-9*#A-D](?:\s*[0-9*#A-D])*)/i;
 
 export const GREETING = "Hello, thanks for calling Patchbay. How can I help you?";
 export const FALLBACK_REPLY = "Sorry, could you say that again?";

@@ -1,7 +1,7 @@
 /** POST /v1/chat/completions: the scripted agent, streamed as SSE or returned whole. */
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type AgentTool, messageText, planReply } from "../chat/agent";
+import { type AgentOptions, type AgentTool, messageText, planReply } from "../chat/agent";
 import { completionChunks, completionObject, estimateTokens } from "../chat/chunks";
 import { readJson } from "./body";
 import { delay, latencyOverride, type StageLatency } from "./latency";
@@ -20,14 +20,19 @@ export async function handleChat(
   request: IncomingMessage,
   response: ServerResponse,
   latency: StageLatency,
+  agentOptions: AgentOptions,
   signal: AbortSignal,
 ): Promise<void> {
   const body = parseBody(chatRequestSchema, await readJson(request));
   const toolsAllowed = body.tool_choice !== "none";
   const tools: AgentTool[] = toolsAllowed
-    ? (body.tools ?? []).map((tool) => ({ name: tool.function.name, parameters: tool.function.parameters }))
+    ? (body.tools ?? []).map((tool) => ({
+        name: tool.function.name,
+        description: tool.function.description,
+        parameters: tool.function.parameters,
+      }))
     : [];
-  const plan = planReply(body.messages, tools);
+  const plan = planReply(body.messages, tools, agentOptions);
   const identity = {
     id: randomId("chatcmpl-"),
     created: Math.floor(Date.now() / 1000),
