@@ -13,7 +13,7 @@
 import { fork } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { encodeG711 } from "@patchbay/shared/audio";
@@ -29,6 +29,7 @@ interface Options {
   measureS: number;
   profileCalls: number | undefined;
   record: boolean;
+  timers: "shared" | "per-call";
 }
 
 function parseOptions(argv: string[]): Options {
@@ -43,6 +44,7 @@ function parseOptions(argv: string[]): Options {
     measureS: Number(value("measure") ?? 8),
     profileCalls: argv.includes("--no-profile") ? undefined : Number(value("profile-calls") ?? 250),
     record: argv.includes("--record"),
+    timers: value("timers") === "per-call" ? "per-call" : "shared",
   };
 }
 
@@ -62,6 +64,8 @@ interface RunResult {
   loopLagP99: number;
   generatorLagP99: number;
   timerLatenessP99: number;
+  /** 1-minute load average of the machine when the run started (other processes compete for the cores). */
+  load: number;
 }
 
 interface GeneratorResult {
@@ -89,6 +93,7 @@ async function runOnce(
   options: Options,
   profile: boolean,
 ): Promise<{ result: RunResult; profile?: CpuProfile }> {
+  const load = loadavg()[0]!;
   const recordDir = options.record ? await mkdtemp(join(tmpdir(), "patchbay-bench-")) : undefined;
   const portMin = portBase;
   portBase = portBase === 24000 ? 28000 : 24000; // alternate ranges so TIME_WAIT-free UDP reuse is moot
@@ -101,6 +106,7 @@ async function runOnce(
       idle: "silence",
       recording: { enabled: Boolean(recordDir), path: join(recordDir ?? tmpdir(), "{callId}.wav") },
       bindAddress: "127.0.0.1",
+      timers: options.timers,
     },
     silentLogger,
   );
@@ -226,6 +232,7 @@ async function runOnce(
       loopLagP99: lag.percentile(99) / 1e6,
       generatorLagP99: far.generatorSendLagP99,
       timerLatenessP99: latenessSamples[Math.floor(latenessSamples.length * 0.99)] ?? Number.NaN,
+      load,
     };
     return cpuProfile ? { result, profile: cpuProfile } : { result };
   } finally {
@@ -257,6 +264,7 @@ function row(r: RunResult, label: string): string {
     r.loopLagP99.toFixed(1).padStart(8),
     r.timerLatenessP99.toFixed(1).padStart(8),
     r.generatorLagP99.toFixed(1).padStart(8),
+    r.load.toFixed(1).padStart(6),
   ].join(" ");
 }
 
@@ -273,12 +281,13 @@ const HEADER = [
   "lag99".padStart(8),
   "timer99".padStart(8),
   "gen99".padStart(8),
+  "load".padStart(6),
 ].join(" ");
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   console.log(
-    `media bench: sweep ${options.calls.join(",")} calls, ${options.runs} runs each, warm-up ${options.warmupS}s, measure ${options.measureS}s, recording ${options.record ? "on" : "off"}`,
+    `media bench: sweep ${options.calls.join(",")} calls, ${options.runs} runs each, warm-up ${options.warmupS}s, measure ${options.measureS}s, recording ${options.record ? "on" : "off"}, timers ${options.timers}, ${cpus().length} cores`,
   );
   console.log(
     "columns: in/out l+l% = frames lost or late (%), p50/p99 = playout interval error at the receiver (ms),",

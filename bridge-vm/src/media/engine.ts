@@ -18,7 +18,7 @@ import type { BridgeConfig } from "../config/schema";
 import type { MediaLogger } from "./logger";
 import { PortPool } from "./port-pool";
 import { WavRecorder } from "./recording/wav-recorder";
-import { PacingScheduler } from "./scheduler";
+import { PacingScheduler, PerCallTimers } from "./scheduler";
 import { closeSocket, MediaSession } from "./session";
 import { type CallMedia, type MediaEngine, type MediaParams, MediaUnavailableError } from "./types";
 
@@ -39,6 +39,8 @@ export interface MediaEngineOptions {
   clock?: () => number;
   /** Pacing slots per 20 ms (see scheduler.ts). */
   phases?: number;
+  /** "shared" (default): one timer for all calls; "per-call": a timer each (for comparison). */
+  timers?: "shared" | "per-call";
   /** Mean RTCP report interval, default 5000 ms. */
   rtcpIntervalMs?: number;
   /** How many ports to try when a bind fails because another process holds the port. */
@@ -60,7 +62,7 @@ export interface OpenOptions {
 export interface BridgeMediaEngine extends MediaEngine {
   open(options: OpenOptions): Promise<CallMedia & MediaSession>;
   readonly freePortPairs: number;
-  readonly scheduler: PacingScheduler;
+  readonly scheduler: PacingScheduler | PerCallTimers;
   /** Close every session (shutdown). */
   close(reason?: string): Promise<void>;
 }
@@ -121,11 +123,11 @@ export function createMediaEngine(
   const bindAttempts = settings.bindAttempts ?? 8;
   const pool = new PortPool(settings.portMin, settings.portMax);
   const sessions = new Set<MediaSession>();
-  const scheduler = new PacingScheduler(
-    clock,
-    (error) => logger.error({ err: error }, "media tick failed"),
-    settings.phases ?? 4,
-  );
+  const onTickError = (error: unknown) => logger.error({ err: error }, "media tick failed");
+  const scheduler =
+    settings.timers === "per-call"
+      ? new PerCallTimers(clock, onTickError)
+      : new PacingScheduler(clock, onTickError, settings.phases ?? 4);
 
   async function bindPair(): Promise<{ port: number; rtp: Socket; rtcp: Socket }> {
     for (let attempt = 0; attempt < bindAttempts; attempt++) {

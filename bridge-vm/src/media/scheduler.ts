@@ -113,3 +113,60 @@ export class PacingScheduler {
     if (this.running > 0) this.arm();
   };
 }
+
+/**
+ * The alternative the shared scheduler is measured against (`bench:media --timers per-call`): one
+ * drift-free setTimeout chain per call. Same interface, same lateness statistics.
+ */
+export class PerCallTimers {
+  private readonly timers = new Map<
+    Tickable,
+    { timer: NodeJS.Timeout | undefined; epoch: number; index: number }
+  >();
+  private readonly clock: () => number;
+  private readonly onError: (error: unknown) => void;
+  readonly stats: SchedulerStats = { wakeups: 0, lateness: new Float64Array(4096), latenessCount: 0 };
+
+  constructor(clock: () => number, onError: (error: unknown) => void) {
+    this.clock = clock;
+    this.onError = onError;
+  }
+
+  add(session: Tickable): void {
+    if (this.timers.has(session)) return;
+    const state = { timer: undefined as NodeJS.Timeout | undefined, epoch: this.clock(), index: 0 };
+    this.timers.set(session, state);
+    const wake = () => {
+      const scheduled = state.epoch + state.index * FRAME_MS;
+      const now = this.clock();
+      this.stats.lateness[this.stats.latenessCount++ % this.stats.lateness.length] = now - scheduled;
+      this.stats.wakeups++;
+      try {
+        session.tick(Math.max(now, scheduled), scheduled);
+      } catch (error) {
+        this.onError(error);
+      }
+      state.index++;
+      if (this.timers.get(session) !== state) return;
+      const next = state.epoch + state.index * FRAME_MS;
+      state.timer = setTimeout(wake, Math.max(0, next - this.clock()));
+    };
+    state.timer = setTimeout(wake, 0);
+  }
+
+  remove(session: Tickable): void {
+    const state = this.timers.get(session);
+    if (!state) return;
+    clearTimeout(state.timer);
+    this.timers.delete(session);
+  }
+
+  get size(): number {
+    return this.timers.size;
+  }
+
+  stop(): void {
+    for (const state of this.timers.values()) clearTimeout(state.timer);
+    this.timers.clear();
+  }
+}

@@ -139,6 +139,7 @@ export class MediaSession implements CallMedia {
         initialSequence: randomUint32() & 0x7fff,
         initialTimestamp: randomUint32(),
         idle: options.idle,
+        allocate: (length) => Buffer.allocUnsafe(length),
       },
       {
         send: (packet, agentAudio, frameMs) => this.sendRtp(packet, agentAudio, frameMs),

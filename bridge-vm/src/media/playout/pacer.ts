@@ -32,6 +32,11 @@ export interface PacerOptions {
   maxCatchUpFrames?: number;
   /** A frame due within this many ms counts as due (the timer may wake a hair early). */
   slackMs?: number;
+  /**
+   * Packet allocator. Every byte of a packet is written, so the adapter may pass a pooled,
+   * uninitialised allocator (Buffer.allocUnsafe): one fresh ArrayBuffer per packet is GC work.
+   */
+  allocate?: (length: number) => Uint8Array;
 }
 
 export interface PacerSink {
@@ -63,6 +68,7 @@ export class PlayoutPacer {
   private readonly maxCatchUpFrames: number;
   private readonly slackMs: number;
   private readonly sink: PacerSink;
+  private readonly allocate: (length: number) => Uint8Array;
 
   private sequence: number;
   private timestamp: number;
@@ -103,6 +109,7 @@ export class PlayoutPacer {
     this.maxCatchUpFrames = options.maxCatchUpFrames ?? 5;
     this.slackMs = options.slackMs ?? 1;
     this.sink = sink;
+    this.allocate = options.allocate ?? ((length) => new Uint8Array(length));
   }
 
   /** Anchor the frame grid: frame 0 is due at `nowMs`. */
@@ -220,7 +227,7 @@ export class PlayoutPacer {
       const plan = this.dtmf.next();
       if (plan !== undefined && plan !== "gap") {
         if (plan.first) this.dtmfTimestamp = this.timestamp;
-        const packet = new Uint8Array(RTP_HEADER_BYTES + 4);
+        const packet = this.allocate(RTP_HEADER_BYTES + 4);
         writeRtpHeader(
           packet,
           plan.first,
@@ -237,7 +244,7 @@ export class PlayoutPacer {
       }
     }
     if (this.queuedBytes > 0) {
-      const packet = new Uint8Array(RTP_HEADER_BYTES + BYTES_PER_FRAME);
+      const packet = this.allocate(RTP_HEADER_BYTES + BYTES_PER_FRAME);
       writeRtpHeader(packet, !this.talking, this.payloadType, this.sequence, this.timestamp, this.ssrc);
       this.talking = true;
       const audio = packet.subarray(RTP_HEADER_BYTES);
@@ -253,7 +260,7 @@ export class PlayoutPacer {
     this.talking = false;
     this.fireMarks(nowMs);
     if (this.idle === "silence") {
-      const packet = new Uint8Array(RTP_HEADER_BYTES + BYTES_PER_FRAME);
+      const packet = this.allocate(RTP_HEADER_BYTES + BYTES_PER_FRAME);
       writeRtpHeader(packet, false, this.payloadType, this.sequence, this.timestamp, this.ssrc);
       packet.fill(SILENCE_BYTE[this.codec], RTP_HEADER_BYTES);
       this.transmit(packet, undefined);
