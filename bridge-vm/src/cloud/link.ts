@@ -65,7 +65,7 @@ export type LinkState = "connecting" | "connected" | "reconnecting" | "closed";
 export type LostReason = "unauthorized" | "call-ended" | "superseded" | "outage" | "protocol-version";
 
 export interface CloudLinkEvents {
-  connected: [details: { resumed: boolean; agent: string; attempt: number }];
+  connected: [details: { resumed: boolean; agent: string; reconnect: boolean }];
   disconnected: [details: { code: number; reason: string }];
   hangupRequested: [cause: HangupCause, reason: string | undefined];
   transferRequested: [target: string, mode: "blind" | "warm", summary: string | undefined];
@@ -178,6 +178,11 @@ export class CloudLink extends EventEmitter<CloudLinkEvents> {
 
   callState(state: "answered" | "hold" | "resumed" | "ending", atMs: number): void {
     this.sendControl({ type: "call_state", state, atMs });
+  }
+
+  /** DTMF learned outside RTP (SIP INFO) travels the same way as RFC 4733 digits. */
+  reportDtmf(event: { digit: string; durationMs: number; atMs: number }): void {
+    this.onDtmf(event);
   }
 
   reportTransferResult(result: { ok: boolean; target: string; sipStatus?: number; reason?: string }): void {
@@ -336,7 +341,7 @@ export class CloudLink extends EventEmitter<CloudLinkEvents> {
     for (const text of this.pendingControl.splice(0)) socket.send(text);
     this.discontinuity = isReconnect;
     this.ring.drain((frame) => this.sendCallerFrame(socket, frame.payload, frame.seq, frame.timeMs));
-    this.safeEmit("connected", { resumed: welcome.resumed, agent: welcome.agent, attempt: this.attempt });
+    this.safeEmit("connected", { resumed: welcome.resumed, agent: welcome.agent, reconnect: isReconnect });
   }
 
   private checkLiveness(socket: WebSocket): void {
