@@ -89,7 +89,11 @@ export class ChatStreamAssembler {
   private sawDoneMarker = false;
   private nextNativeIndex = 0;
 
-  constructor(private readonly makeId: (index: number) => string = (index) => `call_${index}`) {}
+  /** Ids for calls the model sent without one (Workers AI native chunks); unique across turns. */
+  constructor(
+    private readonly makeId: (index: number) => string = (index) =>
+      `call_${crypto.randomUUID().slice(0, 8)}_${index}`,
+  ) {}
 
   /** Feed the data of one SSE event. Returns the events to emit now. */
   pushData(data: string): ChatEvent[] {

@@ -70,11 +70,15 @@ export async function* readSseData(
     reader.cancel(signal?.reason).catch(() => {});
   };
   signal?.addEventListener("abort", onAbort, { once: true });
+  let ended = false;
   try {
     while (true) {
       if (signal?.aborted) return;
       const { done, value } = await reader.read();
-      if (done) break;
+      if (done) {
+        ended = true;
+        break;
+      }
       for (const data of parser.push(decoder.decode(value, { stream: true }))) yield data;
     }
     // A cancel() on abort ends the read loop like a normal end of stream: do not flush a partial event.
@@ -83,6 +87,8 @@ export async function* readSseData(
     for (const data of parser.end()) yield data;
   } finally {
     signal?.removeEventListener("abort", onAbort);
+    // The consumer stopped early (break/return/throw): close the connection instead of leaving it open.
+    if (!ended) reader.cancel().catch(() => {});
     reader.releaseLock();
   }
 }

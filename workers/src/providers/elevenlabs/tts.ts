@@ -76,7 +76,12 @@ export class ElevenLabsTts implements TtsProvider {
       this.options.voiceSettings,
     );
     // Fail connect() itself on a bad key or unreachable vendor, like the socket-per-call providers do.
-    await session.ready();
+    try {
+      await session.ready();
+    } catch (error) {
+      await session.close();
+      throw error;
+    }
     return session;
   }
 }
@@ -94,6 +99,8 @@ class Utterance {
   spoke = false;
   /** Audio that arrived while an earlier utterance was still playing out. */
   held: Uint8Array[] = [];
+  /** Its socket never opened (reported through onError); the next speak() tries a new one. */
+  failed = false;
 
   constructor(readonly opened: Promise<void>) {}
 
@@ -120,6 +127,7 @@ class ElevenLabsSession implements TtsSession {
    */
   private queue: Utterance[] = [];
   private closed = false;
+  private started = false;
 
   constructor(
     private readonly provider: string,
@@ -135,12 +143,15 @@ class ElevenLabsSession implements TtsSession {
     return this.queue[this.queue.length - 1]!;
   }
 
-  ready(): Promise<void> {
-    return this.current.opened;
+  /** Resolves when the first socket is open; its failure is connect()'s to report, not onError's. */
+  async ready(): Promise<void> {
+    await this.current.opened;
+    this.started = true;
   }
 
   speak(text: string): void {
     if (this.closed || text === "") return;
+    if (this.current.failed && !this.current.spoke) this.queue[this.queue.length - 1] = this.startUtterance();
     // The API wants each chunk to end with a space so words are not glued across chunks.
     this.current.spoke = true;
     this.current.send({ text: text.endsWith(" ") ? text : `${text} ` });
@@ -202,7 +213,15 @@ class ElevenLabsSession implements TtsSession {
         if (utterance.abandoned || (utterance.final && !utterance.spoke)) void vendor.close(1000, "done");
       },
       (error: unknown) => {
-        if (!utterance.abandoned && !this.closed) this.events.onError(toProviderError(this.provider, error));
+        utterance.failed = true;
+        if (!utterance.abandoned && !this.closed && this.started) {
+          this.events.onError(toProviderError(this.provider, error));
+        }
+        // Later utterances must not wait behind one that will never finish.
+        if (utterance.ended || utterance.spoke) {
+          utterance.final = true;
+          this.drain();
+        }
         throw error;
       },
     );

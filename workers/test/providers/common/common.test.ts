@@ -71,7 +71,7 @@ describe("ChatStreamAssembler", () => {
   });
 
   it("accepts Workers AI native chunks, object arguments and skips the null sentinel", () => {
-    const assembler = new ChatStreamAssembler();
+    const assembler = new ChatStreamAssembler((index) => `call_${index}`);
     const events = [
       ...assembler.pushChunk({ response: "Hi" }),
       ...assembler.pushChunk({ tool_calls: [{ name: "end_call", arguments: { reason: "bye" } }] }),
