@@ -172,6 +172,8 @@ export class Conversation {
   /** Clauses spoken to the TTS and waiting for onFlushed, in order. */
   #ttsQueue: QueuedClause[] = [];
   #marks = new Map<string, { turn: Turn; clause: Clause }>();
+  /** Marks of the turn a reconnect interrupted: the bridge replays acknowledgements queued while down. */
+  #lateMarks = new Map<string, { turn: Turn; clause: Clause }>();
   #finals: string[] = [];
   #finalizePending = false;
   #sttSpeechAt?: number;
@@ -262,7 +264,10 @@ export class Conversation {
   /** `mark_played`: the caller has heard the clause this mark closes. */
   markPlayed(name: string): void {
     const found = this.#marks.get(name);
-    if (!found) return;
+    if (!found) {
+      this.#lateMarkPlayed(name);
+      return;
+    }
     this.#marks.delete(name);
     found.clause.played = true;
     this.#updateHeard(found.turn);
@@ -290,11 +295,35 @@ export class Conversation {
   }
 
   /**
-   * The bridge's socket was replaced (reconnect). Audio sent since the drop was never played: a turn in
-   * flight is interrupted exactly as by barge-in, so history keeps only what was acknowledged.
+   * The bridge's socket was replaced (reconnect). Audio and marks sent while it was down are lost, so a
+   * turn in flight is interrupted as by barge-in (without `clear`: what the bridge had queued plays
+   * out). The bridge replays the mark_played it could not deliver; those still extend what was heard.
    */
   onReconnected(): void {
-    if (this.agentTalking) this.#interrupt("reconnect");
+    const turn = this.#turn;
+    if (!turn || turn.settled) return;
+    this.#lateMarks.clear();
+    for (const [name, value] of this.#marks) if (value.turn === turn) this.#lateMarks.set(name, value);
+    this.#interrupt("reconnect");
+  }
+
+  #lateMarkPlayed(name: string): void {
+    const found = this.#lateMarks.get(name);
+    if (!found) return;
+    this.#lateMarks.delete(name);
+    found.clause.played = true;
+    for (const segment of found.turn.segments) {
+      const entry = segment.entry;
+      if (!entry || entry.message.role !== "assistant") continue;
+      const heard = heardText(segment);
+      if (heard.length > (entry.heard ?? "").length) {
+        const complete = segment.clauses.every((clause) => clause.played);
+        entry.message = { ...entry.message, content: heard };
+        entry.heard = heard;
+        if (complete) entry.interrupted = false;
+        this.#host.store.updateMessage(entry);
+      }
+    }
   }
 
   /** Stops everything; idempotent. Closes provider sessions. */

@@ -259,6 +259,29 @@ describe("barge-in", () => {
   });
 });
 
+describe("reconnect", () => {
+  it("interrupts the turn in flight without clear; replayed mark_played still extend what was heard", async () => {
+    const h = harness({
+      greeting: "Thanks for calling the test line. We have many options today. Please listen carefully.",
+    });
+    await h.conversation.start();
+    await settle();
+    h.conversation.markPlayed("t0.c0");
+    h.conversation.onReconnected();
+    expect(h.messages("clear")).toEqual([]);
+    expect(h.conversation.agentTalking).toBe(false);
+    expect(h.conversation.history[0]?.message.content).toBe("Thanks for calling the test line.");
+    // The bridge replays the acknowledgement it queued while the socket was down.
+    h.conversation.markPlayed("t0.c1");
+    expect(h.conversation.history[0]?.message.content).toBe(
+      "Thanks for calling the test line. We have many options today.",
+    );
+    expect(h.stored.get(0)?.message.content).toBe(
+      "Thanks for calling the test line. We have many options today.",
+    );
+  });
+});
+
 describe("lifecycle", () => {
   it("close() is idempotent, closes both sessions and aborts a turn in flight", async () => {
     const h = harness({ greeting: "Hello and welcome to the line." });
