@@ -174,7 +174,7 @@ export class BridgeService {
         tcp: `${tcp.local.address}:${tcp.local.port}`,
         advertised: `${this.advertised.host}:${this.advertised.port}`,
         registrar: `${registrar.protocol}:${registrar.address}:${registrar.port}`,
-        allowedSources: sip.allowedSources.length > 0 ? sip.allowedSources : [registrar.address],
+        allowedSources,
       },
       "SIP listening",
     );
@@ -270,6 +270,17 @@ async function resolveHostPort(hostPort: string, protocol: TransportProtocol): P
   const port = match?.[2] ? Number(match[2]) : 5060;
   const address = isIP(host) ? host : (await lookup(host, { family: 4 })).address;
   return { protocol, address, port };
+}
+
+async function resolveAll(hostPort: string, fallback: string): Promise<string[]> {
+  const host = (/^(\[[^\]]+\]|[^:]+)/.exec(hostPort)?.[1] ?? hostPort).replace(/^\[|\]$/g, "");
+  if (isIP(host)) return [host];
+  try {
+    const all = await lookup(host, { all: true });
+    return [...new Set([fallback, ...all.map((entry) => entry.address)])];
+  } catch {
+    return [fallback];
+  }
 }
 
 function isWildcard(address: string): boolean {
