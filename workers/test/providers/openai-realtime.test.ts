@@ -129,6 +129,29 @@ describe("OpenAI Realtime", () => {
     },
   );
 
+  it("a socket dropped mid-response → onError(closed), retryable", async () => {
+    const events = new RealtimeRecorder();
+    const session = await new OpenAiRealtime({
+      apiKey: GOOD_KEY,
+      baseUrl: `${wsUrl(fakes().realtime)}/s/drop/v1`,
+      retry: NO_RETRY,
+    }).connect(
+      {
+        format: { codec: "PCMU", sampleRate: 8000 },
+        instructions: "",
+        voice: "marin",
+        language: "en",
+        tools: [],
+      },
+      events,
+    );
+    session.requestResponse();
+    await eventually(() => expect(events.errors).toHaveLength(1));
+    expect(events.errors[0]!.code).toBe("closed");
+    expect(events.errors[0]!.retryable).toBe(true);
+    await session.close();
+  });
+
   it("a bad key fails connect() with auth, not retryable", async () => {
     const error = await provider(BAD_KEY)
       .connect(

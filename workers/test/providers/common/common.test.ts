@@ -86,6 +86,44 @@ describe("ChatStreamAssembler", () => {
     ]);
   });
 
+  it("reassembles any fragmentation of tool-call arguments into the same JSON", () => {
+    const args = JSON.stringify({
+      city: "Paris",
+      units: "celsius",
+      days: [1, 2, 3],
+      note: 'quote " and \\ slash',
+    });
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: args.length - 1 }), { maxLength: 12 }), (cuts) => {
+        const points = [0, ...[...new Set(cuts)].sort((a, b) => a - b), args.length];
+        const assembler = new ChatStreamAssembler();
+        const events = [
+          ...assembler.pushChunk({
+            choices: [
+              { delta: { tool_calls: [{ index: 0, id: "c1", function: { name: "f", arguments: "" } }] } },
+            ],
+          }),
+        ];
+        for (let i = 0; i + 1 < points.length; i++) {
+          const fragment = args.slice(points[i], points[i + 1]);
+          events.push(
+            ...assembler.pushChunk({
+              choices: [{ delta: { tool_calls: [{ index: 0, function: { arguments: fragment } }] } }],
+            }),
+          );
+        }
+        events.push(
+          ...assembler.pushChunk({ choices: [{ delta: {}, finish_reason: "tool_calls" }] }),
+          ...assembler.finish(),
+        );
+        expect(events).toEqual([
+          { type: "tool_call", call: { id: "c1", name: "f", arguments: args } },
+          { type: "done", finishReason: "tool_calls" },
+        ]);
+      }),
+    );
+  });
+
   it("a stream that ends without finish_reason or [DONE] finishes with error", () => {
     const assembler = new ChatStreamAssembler();
     assembler.pushChunk({ choices: [{ delta: { content: "cut" } }] });

@@ -65,6 +65,10 @@ export class FakeOpenAiRealtime extends FakeServer {
             content_index: 0,
             delta: Buffer.from(chunk).toString("base64"),
           });
+          if (request.scenario === "drop") {
+            socket.terminate();
+            return;
+          }
           await sleep(2);
         }
         send({
