@@ -80,15 +80,30 @@ export function freeTcpPort(host: string = LOOPBACK): Promise<number> {
  * Chosen at random in 20000–32000, below Linux's ephemeral range, so kernel-assigned ports rarely collide.
  */
 export async function freePortPair(host: string = LOOPBACK): Promise<{ rtp: number; rtcp: number }> {
+  const rtp = await freePortBlock(2, host);
+  return { rtp, rtcp: rtp + 1 };
+}
+
+/**
+ * The first of `count` consecutive free UDP ports, starting on an even port. SIPp needs 4: it binds its
+ * media port (-mp) for audio and -mp+2 for video, each with an RTCP neighbour.
+ */
+export async function freePortBlock(count: number, host: string = LOOPBACK): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const span = (PAIR_RANGE_HIGH - PAIR_RANGE_LOW) / 2;
-    const rtp = PAIR_RANGE_LOW + 2 * Math.floor(Math.random() * span);
-    if (handedOut.has(rtp) || handedOut.has(rtp + 1)) continue;
-    if ((await probeUdp(rtp, host)) === undefined) continue;
-    if ((await probeUdp(rtp + 1, host)) === undefined) continue;
-    handedOut.add(rtp);
-    handedOut.add(rtp + 1);
-    return { rtp, rtcp: rtp + 1 };
+    const span = (PAIR_RANGE_HIGH - PAIR_RANGE_LOW - count) / 2;
+    const base = PAIR_RANGE_LOW + 2 * Math.floor(Math.random() * span);
+    const ports = Array.from({ length: count }, (_, i) => base + i);
+    if (ports.some((port) => handedOut.has(port))) continue;
+    let free = true;
+    for (const port of ports) {
+      if ((await probeUdp(port, host)) === undefined) {
+        free = false;
+        break;
+      }
+    }
+    if (!free) continue;
+    for (const port of ports) handedOut.add(port);
+    return base;
   }
-  throw new Error(`ports: no free even/odd UDP pair found on ${host} after 200 attempts`);
+  throw new Error(`ports: no ${count} consecutive free UDP ports found on ${host} after 200 attempts`);
 }

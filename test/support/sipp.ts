@@ -17,7 +17,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePortPair, freeUdpPort, LOOPBACK } from "./ports";
+import { freePortBlock, freeUdpPort, LOOPBACK } from "./ports";
 import { type PeerHandle, spawnPeer } from "./process";
 
 export const SIPP_BIN = "/usr/bin/sipp";
@@ -70,7 +70,7 @@ interface SippCommonOptions {
   injectionFile?: string;
   /** Default duration of `<pause/>` without attributes (-d), in ms. */
   pauseMs?: number;
-  /** Local media (RTP) port (-mp); default a free even port. */
+  /** Local media (RTP) port (-mp); SIPp also binds mp+2. Default: a free block of 4 ports. */
   mediaPort?: number;
   /** Echo RTP received on the media port back to its sender (-rtp_echo). */
   rtpEcho?: boolean;
@@ -135,7 +135,8 @@ async function prepareRun(options: SippCommonOptions, role: string) {
   const localIp = options.localIp ?? LOOPBACK;
   const localPort = options.localPort ?? (await freeUdpPort(localIp));
   const controlPort = await freeUdpPort(LOOPBACK);
-  const mediaPort = options.mediaPort ?? (await freePortPair(localIp)).rtp;
+  // SIPp binds -mp (audio) and -mp+2 (video): reserve the whole block.
+  const mediaPort = options.mediaPort ?? (await freePortBlock(4, localIp));
   const { builtin, path } = scenarioArgs(options.scenario);
   const args: string[] = [];
   if (builtin !== undefined) {
