@@ -124,9 +124,10 @@ export class BridgeService {
     });
     this.layer = layer;
 
-    const allowList = new SourceAllowList(
-      sip.allowedSources.length > 0 ? sip.allowedSources : [registrar.address],
-    );
+    // Default allow-list: every address the registrar's name resolves to (a PBX may answer from any).
+    const registrarAddresses = await resolveAll(sip.registrar, registrar.address);
+    const allowedSources = sip.allowedSources.length > 0 ? sip.allowedSources : registrarAddresses;
+    const allowList = new SourceAllowList(allowedSources);
     const policy = new CallPolicy({
       allowList,
       rejectMode: sip.rejectMode,

@@ -100,6 +100,11 @@ export class CallManager implements InviteHandler {
     this.byTransaction.get(invite)?.cancel();
   }
 
+  /** Drain: answer new INVITEs with 503 + Retry-After from now on; calls in progress continue. */
+  refuseNewCalls(): void {
+    this.draining = true;
+  }
+
   /** Refuse new calls from now on (503) and hang up the ones in progress. */
   async hangupAll(cause: CallEndCause = "shutdown"): Promise<void> {
     this.draining = true;
