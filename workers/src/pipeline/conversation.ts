@@ -314,7 +314,7 @@ export class Conversation {
     found.clause.played = true;
     for (const segment of found.turn.segments) {
       const entry = segment.entry;
-      if (!entry || entry.message.role !== "assistant") continue;
+      if (entry?.message.role !== "assistant") continue;
       const heard = heardText(segment);
       if (heard.length > (entry.heard ?? "").length) {
         const complete = segment.clauses.every((clause) => clause.played);
