@@ -53,6 +53,8 @@ interface RunResult {
   ppsIn: number;
   ppsOut: number;
   cpuPer100: number;
+  /** CPU microseconds per packet handled (in + out): robust to how much CPU the machine let us have. */
+  cpuPerPacketUs: number;
   inLost: number;
   inLate: number;
   inFrames: number;
@@ -221,6 +223,7 @@ async function runOnce(
       ppsIn: (inFrames / wallMs) * 1000,
       ppsOut: (outFrames / wallMs) * 1000,
       cpuPer100: (((cpu.user + cpu.system) / 1000 / wallMs) * 100) / (calls / 100),
+      cpuPerPacketUs: (cpu.user + cpu.system) / Math.max(1, inFrames + outFrames),
       inLost,
       inLate,
       inFrames,
@@ -257,6 +260,7 @@ function row(r: RunResult, label: string): string {
     r.ppsIn.toFixed(0).padStart(8),
     r.ppsOut.toFixed(0).padStart(8),
     r.cpuPer100.toFixed(1).padStart(9),
+    r.cpuPerPacketUs.toFixed(1).padStart(7),
     lossIn.toFixed(3).padStart(9),
     lossOut.toFixed(3).padStart(9),
     r.intervalP50.toFixed(2).padStart(8),
@@ -274,6 +278,7 @@ const HEADER = [
   "pps in".padStart(8),
   "pps out".padStart(8),
   "CPU%/100".padStart(9),
+  "us/pkt".padStart(7),
   "in l+l%".padStart(9),
   "out l+l%".padStart(9),
   "p50 ms".padStart(8),

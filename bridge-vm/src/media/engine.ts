@@ -85,7 +85,9 @@ export function expandRecordingPath(
 ): string {
   const now = values.now ?? new Date();
   const iso = now.toISOString();
-  const safe = (text: string | undefined) => (text ?? "unknown").replace(UNSAFE_PATH_CHARACTERS, "_") || "_";
+  // No separators, and no leading dots: a value can never be ".." or a hidden file.
+  const safe = (text: string | undefined) =>
+    (text ?? "unknown").replace(UNSAFE_PATH_CHARACTERS, "_").replace(/^\.+/, "_") || "_";
   return pattern
     .replaceAll("{callId}", safe(values.callId))
     .replaceAll("{date}", iso.slice(0, 10))

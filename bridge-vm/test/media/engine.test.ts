@@ -4,7 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeG711 } from "@patchbay/shared/audio";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { type BridgeMediaEngine, createMediaEngine, type MediaEngineOptions } from "../../src/media/engine";
+import {
+  type BridgeMediaEngine,
+  createMediaEngine,
+  expandRecordingPath,
+  type MediaEngineOptions,
+} from "../../src/media/engine";
 import { silentLogger } from "../../src/media/logger";
 import { readStereoWav } from "../../src/media/recording/wav-recorder";
 import { parseRtcp, serializeRtcp } from "../../src/media/rtp/rtcp";
@@ -456,5 +461,21 @@ describe("MediaEngine over loopback sockets", () => {
     expect(Math.max(...unrelated)).toBeLessThan(0.5);
     // The agent channel (idle silence) is silent.
     expect(wav.right.every((sample) => sample === 0)).toBe(true);
+  });
+});
+
+describe("expandRecordingPath", () => {
+  it("fills the tokens and keeps caller-controlled values from escaping the directory", () => {
+    const now = new Date("2026-11-22T03:04:05Z");
+    expect(
+      expandRecordingPath("./rec/{date}/{time}-{callId}-{from}-{to}.wav", {
+        callId: "abc@pbx",
+        from: "../../etc/passwd",
+        to: "+15551234",
+        now,
+      }),
+    ).toBe("./rec/2026-11-22/030405-abc@pbx-__.._etc_passwd-+15551234.wav");
+    expect(expandRecordingPath("{callId}/{from}.wav", { callId: "x", now })).toBe("x/unknown.wav");
+    expect(expandRecordingPath("{from}/{callId}.wav", { callId: "x", from: "..", now })).toBe("_/x.wav");
   });
 });
