@@ -1,0 +1,110 @@
+/**
+ * The whole bridge, assembled: SIP service (src/service.ts) + RTP media engine + a cloud link per
+ * answered call + metrics and health on the ops port, with a graceful drain.
+ *
+ * Drain (SIGTERM from systemd or a deploy): stop taking new calls (un-REGISTER so the PBX routes
+ * elsewhere; new INVITEs get 503), let live calls finish for up to `drainTimeoutS`, then hang up the
+ * rest cleanly. A second SIGTERM ends at once.
+ */
+import { bindCallToCloud } from "./bridge/call-binding";
+import type { BridgeConfig } from "./config/index";
+import type { Logger } from "./logging";
+import { createMediaEngine } from "./media/engine";
+import type { MediaStats } from "./media/types";
+import { BridgeMetrics, cloudReachabilityProbe, type OpsServer, startOpsServer } from "./ops/index";
+import { BridgeService } from "./service";
+
+export const BRIDGE_VERSION = "0.1.0";
+
+export interface RunningBridge {
+  service: BridgeService;
+  metrics: BridgeMetrics;
+  ops: OpsServer;
+  /** Stop taking calls, wait for live ones (bounded), then stop everything. Idempotent. */
+  drain(): Promise<void>;
+  /** Stop now: hang up every call. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export async function startBridge(config: BridgeConfig, logger: Logger): Promise<RunningBridge> {
+  const metrics = new BridgeMetrics();
+  const bindAddress = ["", "0.0.0.0", "::"].includes(config.sip.localAddress)
+    ? "0.0.0.0"
+    : config.sip.localAddress;
+  const media = createMediaEngine(
+    {
+      ...config.rtp,
+      recording: config.recording,
+      bindAddress,
+      ...(config.sip.publicAddress ? { publicAddress: config.sip.publicAddress } : {}),
+    },
+    logger.child({ component: "media" }),
+  );
+  const service = await BridgeService.start({ config, logger, mediaEngine: media });
+  const calls = service.calls!;
+  const bridgeId = config.cloud.bridgeId ?? `bridge-${service.contactToken.slice(0, 8)}`;
+  calls.onCall((call) =>
+    bindCallToCloud(call, { config, logger, metrics, bridgeId, bridgeVersion: BRIDGE_VERSION }),
+  );
+
+  metrics.setLiveStatsSource(function* () {
+    for (const call of calls.list()) {
+      const stats: MediaStats | undefined = call.media?.duplex.stats();
+      if (stats) yield { media: stats };
+    }
+  });
+  const registration = service.registration;
+  registration?.on("registered", () => metrics.setRegistrationState("registered"));
+  registration?.on("failed", ({ reason }) => {
+    metrics.setRegistrationState("failed");
+    metrics.registrationFailed(reason);
+  });
+
+  let draining = false;
+  const cloudReachable = cloudReachabilityProbe(config.cloud.url);
+  const ops = await startOpsServer({
+    host: config.http.host,
+    port: config.http.port,
+    metrics,
+    health: async () => ({
+      registered: registration ? registration.state === "registered" : true,
+      cloudReachable: await cloudReachable(),
+      draining,
+      activeCalls: calls.active,
+    }),
+  });
+  logger.info({ url: ops.url }, "ops endpoint listening (/healthz, /metrics)");
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      await service.stop();
+      await media.close();
+      await ops.close();
+    })();
+    return stopping;
+  };
+
+  let drainingPromise: Promise<void> | undefined;
+  const drain = () => {
+    drainingPromise ??= (async () => {
+      draining = true;
+      calls.refuseNewCalls();
+      await registration?.stop();
+      const deadline = performance.now() + config.drainTimeoutS * 1000;
+      logger.info(
+        { activeCalls: calls.active, drainTimeoutS: config.drainTimeoutS },
+        "draining: no new calls",
+      );
+      while (calls.active > 0 && performance.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      if (calls.active > 0)
+        logger.warn({ activeCalls: calls.active }, "drain time is up; hanging up the rest");
+      await stop();
+    })();
+    return drainingPromise;
+  };
+
+  return { service, metrics, ops, drain, stop };
+}
