@@ -105,11 +105,6 @@ export class CallManager implements InviteHandler {
     this.draining = true;
   }
 
-  /** Drain: refuse new calls from now on (503 + Retry-After) and leave the ones in progress alone. */
-  refuseNewCalls(): void {
-    this.draining = true;
-  }
-
   /** Refuse new calls from now on (503) and hang up the ones in progress. */
   async hangupAll(cause: CallEndCause = "shutdown"): Promise<void> {
     this.draining = true;
