@@ -89,6 +89,8 @@ export class InboundCall implements DialogUser {
   private peerAllowsUpdate: boolean;
   private initialTimerHeaders: Array<[string, string]> = [];
   private digest: DigestClient | undefined;
+  /** hangup() asked for while our 2xx awaited its ACK. */
+  private hangupAfterAck: CallEndCause | undefined;
   private endedInfo: CallEnded | undefined;
   private readonly listeners: { [E in keyof CallEvents]: Set<CallEvents[E]> } = {
     answered: new Set(),
@@ -312,6 +314,10 @@ export class InboundCall implements DialogUser {
     if (this.state === "answering") {
       this.state = "confirmed";
       if (this.dialog) this.dialog.state = "confirmed";
+      if (this.hangupAfterAck) {
+        void this.hangup(this.hangupAfterAck);
+        return;
+      }
       this.media?.start();
       this.after(this.deps.settings.maxCallS * 1000, () => {
         this.logger.info({ maxCallS: this.deps.settings.maxCallS }, "call length limit reached");
@@ -616,6 +622,13 @@ export class InboundCall implements DialogUser {
     if (this.state === "starting" || this.state === "ringing") {
       this.transaction.respond(createResponse(this.invite, 480, undefined, { toTag: this.localTag }));
       await this.finish(cause, 480);
+      return;
+    }
+    if (this.state === "answering" && cause !== "no-ack") {
+      // §15: no BYE before the ACK for our 2xx (or its timeout); tear down as soon as it comes.
+      this.hangupAfterAck ??= cause;
+      this.logger.info({ cause }, "hangup requested before ACK; waiting for it");
+      await new Promise<void>((resolve) => this.on("ended", () => resolve()));
       return;
     }
     if (this.dialog) {

@@ -54,6 +54,19 @@ describe("inbound call setup", () => {
     expect(stack.transport.responses(200)).toHaveLength(11);
   });
 
+  it("holds back the BYE for a hangup before the ACK, and sends it once the ACK arrives (§15)", async () => {
+    const stack = createStack();
+    await answeredCall(stack);
+    const call = stack.calls.list()[0]!;
+    const hangingUp = call.hangup("agent-hangup");
+    await flush();
+    expect(stack.transport.requests("BYE")).toHaveLength(0);
+    stack.transport.deliver(inDialog(stack, "ACK", 1));
+    await hangingUp;
+    expect(stack.transport.requests("BYE")).toHaveLength(1);
+    expect(stack.ended.map((e) => e.cause)).toEqual(["agent-hangup"]);
+  });
+
   it("answers after the configured delay, and a CANCEL before it gets 200 + 487", async () => {
     const stack = createStack({ answerDelayMs: 2000 });
     const inv = invite();
