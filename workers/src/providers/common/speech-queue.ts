@@ -56,6 +56,8 @@ export class SpeechQueue implements TtsSession {
       wake: undefined,
       controller: new AbortController(),
     });
+    // Start the request now if it is within the look-ahead window, even while the head is playing.
+    this.startLookahead();
     this.pump();
   }
 

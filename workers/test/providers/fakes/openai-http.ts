@@ -278,6 +278,10 @@ export class FakeOpenAiHttp extends FakeServer {
     if (typeof body.input !== "string" || body.input === "") return fail("input missing");
     if (body.response_format !== "pcm" && body.response_format !== "wav")
       return fail(`format ${body.response_format}`);
+    this.count("speech:requests");
+    res.on("close", () => {
+      if (!res.writableFinished) this.count("speech:client-aborted");
+    });
     const pcm = pcmLe(speechFor(body.input, 24000));
     let payload = pcm;
     if (body.response_format === "wav") {
