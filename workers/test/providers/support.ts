@@ -75,7 +75,7 @@ export async function eventually(check: () => void, timeoutMs = 5000): Promise<v
 }
 
 /** The fake Workers AI binding; `scenario` selects a failure path on the Node fake. */
-export function fakeAi(scenario?: "unauthorized" | "busy" | "drop"): AiBinding {
+export function fakeAi(scenario?: "unauthorized" | "busy" | "drop" | "flaky"): AiBinding {
   const prefix = scenario ? `/s/${scenario}` : "";
   const run = async (model: string, inputs: Record<string, unknown>, options?: Record<string, unknown>) => {
     if (options?.websocket === true) {

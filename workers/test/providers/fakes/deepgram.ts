@@ -22,6 +22,9 @@ export class FakeDeepgram extends FakeServer {
   }
 
   protected refuseUpgrade(request: FakeRequest) {
+    if (request.scenario === "flaky" && this.count(`flaky:${request.path}`) === 1) {
+      return { status: 503, body: JSON.stringify({ err_code: "INTERNAL", err_msg: "try again" }) };
+    }
     if (request.path.startsWith("/workers-ai/")) return undefined;
     if (!["/v1/listen", "/v2/listen", "/v1/speak"].includes(request.path)) {
       return { status: 404, body: "{}" };
