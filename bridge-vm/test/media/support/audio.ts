@@ -107,3 +107,23 @@ export function segmentalCorrelations(
   }
   return values;
 }
+
+/** Mono PCM16 samples of a WAV file, walking the chunks (sox and espeak-ng write small extra chunks). */
+export function readMonoWav(bytes: Uint8Array): { sampleRate: number; samples: Int16Array } {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let offset = 12;
+  let sampleRate = 0;
+  while (offset + 8 <= bytes.length) {
+    const id = String.fromCharCode(...bytes.subarray(offset, offset + 4));
+    const size = view.getUint32(offset + 4, true);
+    if (id === "fmt ") sampleRate = view.getUint32(offset + 12, true);
+    if (id === "data") {
+      const count = Math.floor(Math.min(size, bytes.length - offset - 8) / 2);
+      const samples = new Int16Array(count);
+      for (let i = 0; i < count; i++) samples[i] = view.getInt16(offset + 8 + i * 2, true);
+      return { sampleRate, samples };
+    }
+    offset += 8 + size + (size % 2);
+  }
+  throw new Error("no data chunk");
+}
