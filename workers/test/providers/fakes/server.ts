@@ -6,7 +6,7 @@
  *
  * Scenarios are chosen by the client's own configuration, never by a side channel: the API key
  * (BAD_KEY → 401, BUSY_KEY → 429) and a path prefix in the base URL (`/s/drop/...` → the fake drops
- * the connection mid-stream, `/s/flaky/...` → first attempt 503).
+ * the connection mid-stream, `/s/flaky/...` → first attempt 503, `/s/hang/...` → handshake never answered).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
@@ -31,6 +31,7 @@ export abstract class FakeServer {
   private readonly server: Server;
   private readonly wss = new WebSocketServer({ noServer: true });
   private readonly sockets = new Set<WebSocket>();
+  private readonly hanging = new Set<Duplex>();
   url = "";
 
   constructor(readonly name: string) {
@@ -53,6 +54,7 @@ export abstract class FakeServer {
 
   async stop(): Promise<void> {
     for (const socket of this.sockets) socket.terminate();
+    for (const socket of this.hanging) socket.destroy();
     this.wss.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -109,6 +111,11 @@ export abstract class FakeServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const request = this.parse(req);
+    if (request.scenario === "hang") {
+      // Never answer the handshake (the client's connect timeout must fire); closed at stop().
+      this.hanging.add(socket);
+      return;
+    }
     const refusal = this.refuseUpgrade(request);
     if (refusal) {
       socket.end(
