@@ -74,6 +74,8 @@ export async function startBridge(options: StartBridgeOptions): Promise<BridgeIn
     SIP_KEEPALIVE: "off",
     LOG_LEVEL: "debug",
     HTTP_PORT: String(await freeUdpPort()),
+    // SIGTERM drains: tests that stop a bridge mid-call should not wait the production 300 s.
+    DRAIN_TIMEOUT: "5",
     ...(options.domain ? { SIP_DOMAIN: options.domain } : {}),
     ...options.env,
   };
