@@ -177,6 +177,13 @@ export class InboundCall implements DialogUser {
       this.sessionInterval = { intervalS: timer.intervalS, refresher: timer.refresher };
     this.initialTimerHeaders = uasResponseHeaders(timer);
 
+    // Checked before any port is taken: an INVITE that cannot form a dialog is refused outright.
+    const dialog = Dialog.fromInvite(this.invite, this.localTag);
+    if (!dialog) {
+      this.reject(400, [], "INVITE lacks Contact, From tag or CSeq");
+      return;
+    }
+
     const offer = this.bodyText(this.invite);
     let params: MediaParams;
     if (offer) {
@@ -208,7 +215,7 @@ export class InboundCall implements DialogUser {
       this.reject(503, [], unavailable ? "no media ports" : "media error");
       return;
     }
-    this.media.on("timeout", () => this.hangup("media-timeout"));
+    this.media.on("timeout", () => void this.hangup("media-timeout"));
     if (this.state === "ended") {
       // CANCELled while the ports were being bound.
       await this.media.close("cancelled");
@@ -228,11 +235,6 @@ export class InboundCall implements DialogUser {
       this.params = params;
     }
 
-    const dialog = Dialog.fromInvite(this.invite, this.localTag);
-    if (!dialog) {
-      this.reject(400, [], "INVITE lacks Contact, From tag or CSeq");
-      return;
-    }
     this.dialog = dialog;
     this.deps.ua.registerDialog(dialog.key, this);
 
