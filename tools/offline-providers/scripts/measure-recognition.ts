@@ -9,7 +9,7 @@
  * the transcript) and rule accuracy (the scripted agent picks the intended rule from the transcript).
  */
 import { matchRule, normalizeUtterance } from "../src/chat/agent";
-import { CALLER_PHRASES } from "../src/chat/rules";
+import { AGENT_REPLY_PHRASES, CALLER_PHRASES } from "../src/chat/rules";
 import { FORMAT_SPECS } from "../src/speech/formats";
 import { PocketSphinxRecognizer, type RecognizerOptions } from "../src/speech/recognizer";
 import { synthesize } from "../src/speech/synthesizer";
@@ -186,9 +186,47 @@ const outOfGrammar: string[] = [];
   }
 }
 
+/**
+ * The other direction: a caller-side recognizer whose grammar is everything the agent can say, hearing
+ * the agent's replies through 8 kHz G.711 (what an end-to-end test's caller receives).
+ */
+const replyRows: string[] = [];
+{
+  const recognizer = await PocketSphinxRecognizer.create({ phrases: AGENT_REPLY_PHRASES, maxConcurrent: 1 });
+  try {
+    for (const voice of ["en-us", "en-us+f3"]) {
+      let exact = 0;
+      let decodeMs = 0;
+      const wrong: string[] = [];
+      for (const reply of AGENT_REPLY_PHRASES) {
+        const expected = normalizeUtterance(reply);
+        const started = performance.now();
+        const heard = normalizeUtterance(
+          await recognizer.transcribe(await telephonyUtterance(reply, voice, 140, 0.4)),
+        );
+        decodeMs += performance.now() - started;
+        if (heard === expected) exact++;
+        else wrong.push(`"${expected}" → "${heard}"`);
+      }
+      replyRows.push(
+        `| ${voice} | 140 | ${percent(exact, AGENT_REPLY_PHRASES.length)} | ${Math.round(decodeMs / AGENT_REPLY_PHRASES.length)} | ${wrong.join("; ") || "none"} |`,
+      );
+      console.error(`measured: agent replies ${voice}`);
+    }
+  } finally {
+    await recognizer.close();
+  }
+}
+
 console.log(`Recognition of ${CALLER_PHRASES.length} scripted caller phrases through 8 kHz G.711 μ-law\n`);
 console.log("| decoder setup | voice | wpm | line | exact phrase | keywords | agent rule | ms/phrase |");
 console.log("|---|---|---|---|---|---|---|---|");
 for (const row of rows) console.log(row);
 if (misses.length > 0) console.log(`\nMisses:\n${misses.join("\n")}`);
+console.log(
+  `\nAgent replies heard by a caller-side recognizer (grammar: ${AGENT_REPLY_PHRASES.length} replies, 0.4 s noise pad)\n`,
+);
+console.log("| voice | wpm | exact reply | ms/reply | misses |");
+console.log("|---|---|---|---|---|");
+for (const row of replyRows) console.log(row);
 console.log(`\nOut-of-grammar speech (served setup, en-us @ 140 wpm):\n${outOfGrammar.join("\n")}`);

@@ -22,9 +22,9 @@ describe("scripted agent rules", () => {
   });
 
   it("answers a keypad digit in the pipeline's message format, and loose variants", () => {
-    expect(planReply([user("[caller pressed 5]")], TOOLS).text).toBe("You pressed 5.");
-    expect(planReply([user("The caller pressed #")], TOOLS).text).toBe("You pressed #.");
-    expect(planReply([user("[caller pressed 1 2 3]")], TOOLS).text).toBe("You pressed 1 2 3.");
+    expect(planReply([user("[caller pressed 5]")], TOOLS).text).toBe("You pressed five.");
+    expect(planReply([user("The caller pressed #")], TOOLS).text).toBe("You pressed pound.");
+    expect(planReply([user("[caller pressed 1 2 3]")], TOOLS).text).toBe("You pressed one two three.");
   });
 
   it("transfers with the target in the property the tool's schema declares", () => {

@@ -102,7 +102,7 @@ describe("POST /v1/chat/completions (stream)", () => {
 
   it("answers a DTMF digit and acknowledges tool results", async () => {
     expect((await streamTurn({ messages: [{ role: "user", content: "[caller pressed 7]" }] })).content).toBe(
-      "You pressed 7.",
+      "You pressed seven.",
     );
     const ack = await streamTurn({
       messages: [

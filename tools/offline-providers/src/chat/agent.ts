@@ -9,6 +9,9 @@ import {
   END_CALL_TOOL_NAMES,
   FALLBACK_REPLY,
   GREETING,
+  KEY_WORDS,
+  TOOL_ACK,
+  TRANSFER_ACK,
   TRANSFER_TOOL_NAMES,
   TRANSFER_UNAVAILABLE_REPLY,
 } from "./rules";
@@ -129,9 +132,7 @@ export function planReply(
   const last = messages[messages.length - 1];
   if (last?.role === "tool") {
     const toolName = pendingToolName(messages) ?? "";
-    const text = TRANSFER_TOOL_NAMES.some((name) => name === toolName)
-      ? "Connecting you now."
-      : "Okay, done.";
+    const text = TRANSFER_TOOL_NAMES.some((name) => name === toolName) ? TRANSFER_ACK : TOOL_ACK;
     return { rule: "tool-ack", text, toolCalls: [] };
   }
 
@@ -141,7 +142,8 @@ export function planReply(
   const utterance = messageText(lastUser.content);
   const digits = DTMF_PATTERN.exec(utterance)?.[1];
   if (digits !== undefined) {
-    const spoken = digits.replace(/\s+/g, "").split("").join(" ");
+    const keys = digits.replace(/\s+/g, "").toUpperCase().split("");
+    const spoken = keys.map((key) => KEY_WORDS[key] ?? key).join(" ");
     return { rule: "dtmf", text: `You pressed ${spoken}.`, toolCalls: [] };
   }
 

@@ -40,9 +40,35 @@ export const DEFAULT_TRANSFER_TARGET = "sip:operator@127.0.0.1";
  */
 export const DTMF_PATTERN = /pressed\s+([0-9*#A-D](?:\s*[0-9*#A-D])*)/i;
 
-export const GREETING = "Hello, thanks for calling Patchbay. How can I help you?";
+/**
+ * Keys are spoken as words ("You pressed five."): espeak reads "#" unpredictably, and words keep every
+ * reply inside the dictionary, so a caller-side recognizer can hear them (AGENT_REPLY_PHRASES).
+ */
+export const KEY_WORDS: Readonly<Record<string, string>> = {
+  "0": "zero",
+  "1": "one",
+  "2": "two",
+  "3": "three",
+  "4": "four",
+  "5": "five",
+  "6": "six",
+  "7": "seven",
+  "8": "eight",
+  "9": "nine",
+  "*": "star",
+  "#": "pound",
+  A: "a",
+  B: "b",
+  C: "c",
+  D: "d",
+};
+
+/** Every word is in the CMU dictionary (no brand names), so the replies can form a recognizer grammar. */
+export const GREETING = "Hello, thanks for calling. How can I help you?";
 export const FALLBACK_REPLY = "Sorry, could you say that again?";
 export const TRANSFER_UNAVAILABLE_REPLY = "I cannot transfer calls right now, but I can tell you our hours.";
+export const TRANSFER_ACK = "Connecting you now.";
+export const TOOL_ACK = "Okay, done.";
 
 /** Evaluated in order; the first match answers. Goodbye comes first so "thanks, that's all" ends the call. */
 export const AGENT_RULES: readonly AgentRule[] = [
@@ -100,4 +126,20 @@ export const CALLER_PHRASES: readonly CallerPhrase[] = [
   { text: "thanks that is all goodbye", rule: "goodbye", keywords: ["goodbye"] },
   { text: "goodbye", rule: "goodbye", keywords: ["goodbye"] },
   { text: "hello", rule: "greeting", keywords: ["hello"] },
+];
+
+/**
+ * Everything the scripted agent can say, for a caller-side recognizer that checks the agent's answer
+ * (a grammar of these phrases; the single-key DTMF answers included).
+ */
+export const AGENT_REPLY_PHRASES: readonly string[] = [
+  ...AGENT_RULES.map((rule) => rule.reply),
+  GREETING,
+  FALLBACK_REPLY,
+  TRANSFER_UNAVAILABLE_REPLY,
+  TRANSFER_ACK,
+  TOOL_ACK,
+  ...Object.keys(KEY_WORDS)
+    .filter((key) => /^[0-9*#]$/.test(key))
+    .map((key) => `You pressed ${KEY_WORDS[key]}.`),
 ];

@@ -6,7 +6,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import type { Readable } from "node:stream";
-import type { FormatSpec } from "./formats";
+import { FORMAT_SPECS, type FormatSpec, type SpeechFormat, wavHeader } from "./formats";
+import { espeakVoiceFor, wordsPerMinuteFor } from "./voices";
 
 export interface SynthesisRequest {
   text: string;
@@ -89,4 +90,34 @@ export function synthesize(request: SynthesisRequest): Synthesis {
   // Callers that stop early (client hung up) never await `done`; that must not be an unhandled rejection.
   done.catch(() => {});
   return { audio: sox.stdout, done, kill };
+}
+
+export interface SpeechOptions {
+  /** OpenAI voice name or espeak spec (default "alloy" = en-us, the best-recognized voice). */
+  voice?: string;
+  /** OpenAI speed, 0.25–4 (default 1 = 140 wpm). */
+  speed?: number;
+  /** Default "mulaw": 8 kHz G.711, what a test caller sends as RTP. */
+  format?: SpeechFormat;
+}
+
+/**
+ * In-process synthesis for test callers and the demo (no HTTP): the same voices, rate and formats as
+ * /v1/audio/speech, returned whole. WAV gets its header.
+ */
+export async function synthesizeSpeech(text: string, options: SpeechOptions = {}): Promise<Uint8Array> {
+  const voice = espeakVoiceFor(options.voice ?? "alloy");
+  if (!voice) throw new RangeError(`unknown voice '${options.voice}'`);
+  const spec = FORMAT_SPECS[options.format ?? "mulaw"];
+  const synthesis = synthesize({ text, voice, wordsPerMinute: wordsPerMinuteFor(options.speed ?? 1), spec });
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of synthesis.audio) chunks.push(chunk as Buffer);
+    await synthesis.done;
+  } finally {
+    synthesis.kill();
+  }
+  const data = Buffer.concat(chunks);
+  const bytes = spec.format === "wav" ? Buffer.concat([wavHeader(data.length, spec.sampleRate), data]) : data;
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
 }

@@ -16,10 +16,14 @@ export function phraseWords(phrase: string): string[] {
 
 /**
  * One or more whole phrases per utterance. Measured (README): a free loop over the same words inserts
- * short words everywhere (0/9 phrases exact), whole phrases are recognized 9/9 at 140 wpm.
+ * short words everywhere (0/9 phrases exact), whole phrases are recognized 9/9 at 140 wpm. Splitting
+ * phrases into clauses at commas was tried for the agent's longer replies and made things worse
+ * (short clauses such as "hello" or "okay" got inserted everywhere), so phrases stay whole.
  */
 export function buildJsgf(phrases: readonly string[]): string {
-  const alternatives = [...new Set(phrases.map((phrase) => phraseWords(phrase).join(" ")))];
+  const alternatives = [...new Set(phrases.map((phrase) => phraseWords(phrase).join(" ")))].filter(
+    (phrase) => phrase !== "",
+  );
   return [
     "#JSGF V1.0;",
     "grammar patchbay;",
