@@ -115,6 +115,18 @@ describe("inbound calls", () => {
     expectValidAnswer(answerSdp(result));
   });
 
+  it("answers a direct call over TCP, responses and the caller's BYE on the same connection", async () => {
+    const result = await sipp({
+      scenario: "uac-basic",
+      remote: `${BRIDGE_HOST}:${bridge.port}`,
+      service: bridge.token!,
+      transport: "tcp",
+      pauseMs: 200,
+    });
+    expectSuccess(result);
+    expectValidAnswer(answerSdp(result));
+  });
+
   it("answers OPTIONS with 200 and Allow", async () => {
     const result = await sipp({
       scenario: "uac-options",
