@@ -17,6 +17,8 @@ import { RTP_HEADER_BYTES, writeRtpHeader } from "../rtp/packet";
 
 export type IdleMode = "silence" | "none";
 
+const MAX_PENDING_MARKS = 1024;
+
 export interface PacerOptions {
   codec: G711Codec;
   payloadType: number;
@@ -168,6 +170,8 @@ export class PlayoutPacer {
   }
 
   mark(name: string): void {
+    // Bounded like everything fed from outside: a runaway sender of marks cannot grow this forever.
+    if (this.marks.length >= MAX_PENDING_MARKS) this.marks.shift();
     this.marks.push({ name, offset: this.enqueuedTotal });
   }
 

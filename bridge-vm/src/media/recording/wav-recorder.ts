@@ -18,6 +18,8 @@ const SAMPLE_RATE = 8000;
 const CHANNELS = 2;
 const BYTES_PER_SAMPLE = 2;
 const STREAMING_SIZE = 0xffffffff;
+/** Audio waiting for a slow disk beyond this is a stuck disk: stop recording rather than grow. */
+const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
 export function wavHeader(dataBytes: number): Uint8Array {
   const header = new Uint8Array(WAV_HEADER_BYTES);
@@ -54,6 +56,7 @@ export class WavRecorder {
   private readonly lagSamples: number;
   private readonly headerPatchIntervalMs: number;
   private dataBytes = 0;
+  private pendingBytes = 0;
   private lastPatchMs = 0;
   private chain: Promise<void> = Promise.resolve();
   private closed: Promise<void> | undefined;
@@ -104,10 +107,20 @@ export class WavRecorder {
       }
     }
     const bytes = new Uint8Array(interleaved.buffer, interleaved.byteOffset, interleaved.byteLength);
+    if (this.failed) return;
+    if (this.pendingBytes + bytes.length > MAX_PENDING_BYTES) {
+      this.failed = new Error(`recording disk too slow: ${this.pendingBytes} bytes waiting`);
+      return;
+    }
     const position = WAV_HEADER_BYTES + this.dataBytes;
     this.dataBytes += bytes.length;
+    this.pendingBytes += bytes.length;
     this.enqueue(async () => {
-      await this.file.write(bytes, 0, bytes.length, position);
+      try {
+        await this.file.write(bytes, 0, bytes.length, position);
+      } finally {
+        this.pendingBytes -= bytes.length;
+      }
     });
   };
 
