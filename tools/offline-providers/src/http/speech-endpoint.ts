@@ -70,7 +70,10 @@ export async function handleSpeech(
         carry = bytes.subarray(bytes.length - odd);
         bytes = bytes.subarray(0, bytes.length - odd);
       }
-      if (bytes.length > 0) response.write(bytes);
+      if (bytes.length > 0 && !response.write(bytes)) {
+        // A slow reader: stop pulling from sox (which then pauses espeak) until the socket drains.
+        await drainedOrClosed(response);
+      }
     }
     await synthesis.done;
     response.end();
@@ -78,4 +81,17 @@ export async function handleSpeech(
     signal.removeEventListener("abort", synthesis.kill);
     synthesis.kill();
   }
+}
+
+/** Resolves when the response can take more data or is gone; removes both listeners either way. */
+function drainedOrClosed(response: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const settle = (): void => {
+      response.off("drain", settle);
+      response.off("close", settle);
+      resolve();
+    };
+    response.on("drain", settle);
+    response.on("close", settle);
+  });
 }
