@@ -1,8 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { agentCatalog } from "../src/agents/catalog";
 import { agentDefinition } from "../src/agents/schema";
-import { buildProviders, ProviderUnavailableError, registerVendorProviders } from "../src/providers/index";
-import { buildRealtimeProvider } from "../src/providers/vendors";
+import {
+  buildProviders,
+  buildRealtimeProvider,
+  ProviderUnavailableError,
+  registerVendorProviders,
+} from "../src/providers/index";
 
 registerVendorProviders();
 
@@ -75,9 +79,8 @@ describe("provider registry", () => {
       llm: { provider: "openai-realtime", model: "gpt-realtime" },
       tts: { provider: "openai-realtime" },
     });
-    expect(buildRealtimeProvider({ agent: realtime, env: { OPENAI_API_KEY: "k" } }).name).toBe(
-      "openai-realtime",
-    );
+    expect(buildRealtimeProvider(realtime, { OPENAI_API_KEY: "k" }).name).toBe("openai-realtime");
+    expect(() => buildRealtimeProvider(realtime, {})).toThrow(/OPENAI_API_KEY/);
     expect(() => buildProviders(realtime, { OPENAI_API_KEY: "k" })).toThrow(/speech-to-speech/);
   });
 });

@@ -4,7 +4,7 @@
  * vitest.config.ts (miniflare outboundService).
  */
 
-import { evictDurableObject, runDurableObjectAlarm, SELF } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { CloseCode } from "@patchbay/shared";
 import { beforeEach, describe, expect, it } from "vitest";
 import { signWebhookBody } from "../src/pipeline/tools";
@@ -466,5 +466,44 @@ describe("alarms", () => {
     await runDurableObjectAlarm(callStub(callId));
     const hangup = await bridge.next("hangup");
     expect(hangup.cause).toBe("max-duration");
+  });
+});
+
+describe("speech-to-speech mode (agent.mode = realtime)", () => {
+  it("greets, marks the audio, truncates the provider's item on barge-in, and ends the call by tool", async () => {
+    const callId = newCallId();
+    const { bridge } = await TestBridge.start(callId, { call: { agent: "test-realtime" } });
+    await bridge.until(() => bridge.messagesOf("mark").length >= 2, 5000, "greeting marks");
+    const realtime = hub.realtime!;
+    expect(realtime.requests[0]).toContain("Hello from the realtime model.");
+    expect(bridge.messagesOf("mark").map((mark) => mark.name)).toEqual(["r0.2000", "r0.4000"]);
+    expect(bridge.audioFrames().reduce((sum, frame) => sum + frame.payload.length, 0)).toBe(4000);
+
+    // The caller heard the first 2000 bytes (250 ms), then talks over the rest.
+    bridge.send({ type: "mark_played", name: "r0.2000", atMs: 300 });
+    bridge.sendAudio(2, "speech");
+    await bridge.until(() => realtime.bytesReceived === 320, 5000, "caller audio at the provider");
+    // Provider events must run inside the Durable Object's I/O context, as a real provider's would.
+    const stub = callStub(callId);
+    await runInDurableObject(stub, () => realtime.events.onSpeechStarted());
+    await bridge.next("clear");
+    expect(realtime.truncations).toEqual([{ itemId: "item_0", audioEndMs: 250 }]);
+
+    // The model says goodbye and calls end_call: hangup once the goodbye has been played.
+    await runInDurableObject(stub, () => {
+      realtime.respond("Goodbye!");
+      realtime.events.onToolCall({ id: "t1", name: "end_call", arguments: "{}" });
+    });
+    await bridge.until(() => bridge.messagesOf("mark").length >= 4, 5000, "goodbye marks");
+    expect(bridge.messagesOf("hangup")).toEqual([]);
+    bridge.ackAllMarks();
+    expect((await bridge.next("hangup")).cause).toBe("normal");
+    await bridge.until(() => bridge.closed !== undefined);
+    const view = await report(callId);
+    expect(view.transcript.map((line) => [line.role, line.text, line.interrupted])).toEqual([
+      ["agent", "Hello from the realtime model.", true],
+      ["agent", "Goodbye!", false],
+    ]);
+    expect(realtime.closed).toBe(true);
   });
 });

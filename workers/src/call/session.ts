@@ -27,9 +27,15 @@ import {
 import { agentCatalog } from "../agents/catalog";
 import type { AgentDefinition } from "../agents/schema";
 import { systemClock } from "../pipeline/clock";
-import { Conversation, type ConversationHost, type LogLevel } from "../pipeline/conversation";
+import { type CallAgent, Conversation, type ConversationHost, type LogLevel } from "../pipeline/conversation";
+import { RealtimeConversation } from "../pipeline/realtime";
 import { postSignedJson, type WebhookDeps } from "../pipeline/tools";
-import { buildProviders, type ProviderEnv, registerVendorProviders } from "../providers/index";
+import {
+  buildProviders,
+  buildRealtimeProvider,
+  type ProviderEnv,
+  registerVendorProviders,
+} from "../providers/index";
 import { CallStore, callReport } from "./store";
 
 /** What a socket carries across hibernation (well under the 2 KB budget). */
@@ -51,7 +57,7 @@ export const INTERNAL_CALL_ID_HEADER = "x-patchbay-call-id";
 
 export class CallSession extends DurableObject<Env> {
   readonly #store: CallStore;
-  #conversation?: Conversation;
+  #conversation?: CallAgent;
   #agent?: AgentDefinition;
   #lastAudioAt?: number;
   #lastAudioPersistedAt = 0;
@@ -277,10 +283,10 @@ export class CallSession extends DurableObject<Env> {
 
   // ---- The conversation -------------------------------------------------------------------------
 
-  #starting?: Promise<Conversation | undefined>;
+  #starting?: Promise<CallAgent | undefined>;
 
   /** The running conversation, (re)built after a restart from storage. */
-  #ensureConversation(ws: WebSocket, options: { greet?: boolean } = {}): Promise<Conversation | undefined> {
+  #ensureConversation(ws: WebSocket, options: { greet?: boolean } = {}): Promise<CallAgent | undefined> {
     if (this.#conversation) return Promise.resolve(this.#conversation);
     this.#starting ??= this.#startConversation(ws, options.greet ?? false).finally(() => {
       this.#starting = undefined;
@@ -288,30 +294,30 @@ export class CallSession extends DurableObject<Env> {
     return this.#starting;
   }
 
-  async #startConversation(ws: WebSocket, greet: boolean): Promise<Conversation | undefined> {
+  async #startConversation(ws: WebSocket, greet: boolean): Promise<CallAgent | undefined> {
     const call = this.#store.load();
     if (!call || call.phase === "ended" || this.#ending) return undefined;
     const agent = this.#agentFor(call.agentId, call.metadata);
     const codec = this.#attachment(ws)?.codec ?? call.metadata.codec;
-    let providers: ReturnType<typeof buildProviders>;
+    const env = this.env as unknown as ProviderEnv;
+    const common = {
+      callId: call.callId,
+      agent,
+      format: { codec, sampleRate: 8000 as const },
+      history: this.#store.history(),
+      greet,
+    };
+    let conversation: CallAgent;
     try {
       registerVendorProviders();
-      providers = buildProviders(agent, this.env as unknown as ProviderEnv);
+      conversation =
+        agent.mode === "realtime"
+          ? new RealtimeConversation({ ...common, provider: buildRealtimeProvider(agent, env) }, this.#host())
+          : new Conversation({ ...common, providers: buildProviders(agent, env) }, this.#host());
     } catch (error) {
       await this.#failCall(`cannot build providers: ${describe(error)}`);
       return undefined;
     }
-    const conversation = new Conversation(
-      {
-        callId: call.callId,
-        agent,
-        format: { codec, sampleRate: 8000 },
-        providers,
-        history: this.#store.history(),
-        greet,
-      },
-      this.#host(),
-    );
     this.#conversation = conversation;
     try {
       await conversation.start();

@@ -93,6 +93,19 @@ export interface ConversationHost {
   onCallEnd(cause: HangupCause, reason?: string): void;
 }
 
+/** What the Durable Object drives: the pipeline Conversation or the speech-to-speech RealtimeConversation. */
+export interface CallAgent {
+  readonly agentTalking: boolean;
+  readonly history: readonly HistoryEntry[];
+  start(): Promise<void>;
+  pushCallerAudio(audio: Uint8Array): void;
+  markPlayed(name: string): void;
+  callerDtmf(digit: string): void;
+  transferResult(result: { ok: boolean; target: string; reason?: string; sipStatus?: number }): void;
+  onReconnected(): void;
+  close(): Promise<void>;
+}
+
 export interface ConversationOptions {
   callId: string;
   agent: AgentDefinition;
@@ -158,7 +171,7 @@ const DEFAULT_TRANSFER_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_TOOL_ROUNDS = 5;
 const STOP = Symbol("stop");
 
-export class Conversation {
+export class Conversation implements CallAgent {
   readonly #options: ConversationOptions;
   readonly #host: ConversationHost;
   readonly #agent: AgentDefinition;

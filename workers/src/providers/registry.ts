@@ -5,6 +5,7 @@
  * at call setup (before the greeting), never in the middle of a turn.
  */
 import type { AgentDefinition } from "../agents/schema";
+import type { RealtimeProvider } from "./realtime-types";
 import type { LlmProvider, SttProvider, TtsProvider } from "./types";
 
 /** The env a provider factory may read: bindings plus optional vendor secrets (all strings are optional). */
@@ -81,6 +82,23 @@ function build<S extends Stage>(stage: S, choice: ProviderChoice, context: Facto
     throw new ProviderUnavailableError(stage, choice.provider, `not registered (known: ${known})`);
   }
   return factory(choice, context);
+}
+
+const realtimeFactories = new Map<string, ProviderFactory<RealtimeProvider>>();
+
+/** Registers a speech-to-speech provider (agent.mode = "realtime"; agent.llm.provider names it). */
+export function registerRealtimeProvider(id: string, factory: ProviderFactory<RealtimeProvider>): void {
+  realtimeFactories.set(id, factory);
+}
+
+/** Builds the speech-to-speech provider of a realtime agent; throws ProviderUnavailableError. */
+export function buildRealtimeProvider(agent: AgentDefinition, env: ProviderEnv): RealtimeProvider {
+  const factory = realtimeFactories.get(agent.llm.provider);
+  if (!factory) {
+    const known = [...realtimeFactories.keys()].join(", ") || "none";
+    throw new ProviderUnavailableError("realtime", agent.llm.provider, `not registered (known: ${known})`);
+  }
+  return factory(agent.llm, { agent, env });
 }
 
 /** Builds the three pipeline providers for an agent; throws ProviderUnavailableError. */

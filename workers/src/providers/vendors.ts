@@ -6,7 +6,7 @@
  *   stt: "deepgram" (live, Nova), "deepgram-flux", "openai" (segment transcription), "workers-ai" (Flux / Nova-3)
  *   llm: "openai" (any OpenAI-compatible endpoint, OPENAI_BASE_URL), "workers-ai"
  *   tts: "openai", "deepgram" (Aura), "elevenlabs", "cartesia", "workers-ai" (Aura)
- *   realtime (agent.mode = "realtime"): "openai-realtime" — see buildRealtimeProvider
+ *   realtime (agent.mode = "realtime", named by agent.llm): "openai-realtime"
  */
 import { CartesiaTts } from "./cartesia/index";
 import { DeepgramAuraTts, DeepgramFluxStt, DeepgramLiveStt } from "./deepgram/index";
@@ -18,13 +18,13 @@ import {
   OpenAiSpeechTts,
 } from "./openai/index";
 import { OpenAiRealtime } from "./openai-realtime/index";
-import type { RealtimeProvider } from "./realtime-types";
 import {
   type FactoryContext,
   type ProviderChoice,
   type ProviderEnv,
   ProviderUnavailableError,
   registerProvider,
+  registerRealtimeProvider,
   requireSecret,
 } from "./registry";
 import {
@@ -86,13 +86,11 @@ function deepgramKey(stage: "stt" | "tts", choice: ProviderChoice, context: Fact
   });
 }
 
-let registered = false;
-
-/** Idempotent; called once per isolate before the first call is set up. */
+/**
+ * Idempotent (re-registering replaces the same factories); cheap enough to call at every call setup,
+ * which keeps it correct even when a test runner reloads the registry module.
+ */
 export function registerVendorProviders(): void {
-  if (registered) return;
-  registered = true;
-
   // ---- STT
   registerProvider("stt", "deepgram", (choice, context) => {
     return new DeepgramLiveStt(
@@ -190,25 +188,17 @@ export function registerVendorProviders(): void {
     "workers-ai",
     (choice, context) => new WorkersAiTts({ ai: aiBinding("tts", choice, context.env) }),
   );
-}
 
-/** The speech-to-speech provider for agent.mode = "realtime" (agent.llm names it). */
-export function buildRealtimeProvider(context: FactoryContext): RealtimeProvider {
-  const choice = context.agent.llm;
-  if (choice.provider !== "openai-realtime") {
-    throw new ProviderUnavailableError(
-      "realtime",
-      choice.provider,
-      "realtime mode supports openai-realtime only",
+  // ---- Speech to speech (agent.mode = "realtime"; agent.llm names the provider and model)
+  registerRealtimeProvider("openai-realtime", (choice, context) => {
+    return new OpenAiRealtime(
+      defined({
+        apiKey: requireSecret(context.env, "llm", choice.provider, "OPENAI_API_KEY"),
+        baseUrl: stringOption(choice, "baseUrl"),
+        model: choice.model,
+        transcriptionModel: stringOption(choice, "transcriptionModel"),
+        silenceDurationMs: numberOption(choice, "silenceDurationMs"),
+      }),
     );
-  }
-  return new OpenAiRealtime(
-    defined({
-      apiKey: requireSecret(context.env, "llm", choice.provider, "OPENAI_API_KEY"),
-      baseUrl: stringOption(choice, "baseUrl"),
-      model: choice.model,
-      transcriptionModel: stringOption(choice, "transcriptionModel"),
-      silenceDurationMs: numberOption(choice, "silenceDurationMs"),
-    }),
-  );
+  });
 }

@@ -7,6 +7,12 @@
  */
 import { frameLevelDb } from "../../src/pipeline/vad";
 import type {
+  RealtimeConnectOptions,
+  RealtimeEvents,
+  RealtimeProvider,
+  RealtimeSession,
+} from "../../src/providers/realtime-types";
+import type {
   AudioFormat,
   ChatEvent,
   ChatMessage,
@@ -263,6 +269,71 @@ export class FakeTtsSession implements TtsSession {
   }
 }
 
+// ---- Speech to speech ----------------------------------------------------------------------------
+
+/**
+ * A realtime (speech-to-speech) provider the test drives directly: requestResponse() answers with the
+ * scripted audio length for a new item; the test calls speechStarted() / toolCall() to play the model.
+ */
+export class FakeRealtime implements RealtimeProvider {
+  readonly name = "fake-realtime";
+  constructor(readonly hub: FakeHub) {}
+
+  async connect(options: RealtimeConnectOptions, events: RealtimeEvents): Promise<RealtimeSession> {
+    const session = new FakeRealtimeSession(options, events);
+    this.hub.realtime = session;
+    return session;
+  }
+}
+
+export class FakeRealtimeSession implements RealtimeSession {
+  bytesReceived = 0;
+  readonly requests: (string | undefined)[] = [];
+  readonly truncations: { itemId: string; audioEndMs: number }[] = [];
+  readonly toolResults: { callId: string; output: string }[] = [];
+  closed = false;
+  #items = 0;
+  /** Bytes of audio each response speaks. */
+  responseBytes = 4000;
+
+  constructor(
+    readonly options: RealtimeConnectOptions,
+    readonly events: RealtimeEvents,
+  ) {}
+
+  sendAudio(audio: Uint8Array): void {
+    this.bytesReceived += audio.length;
+  }
+
+  requestResponse(instructions?: string): void {
+    this.requests.push(instructions);
+    later(0, () => this.respond("Hello from the realtime model."));
+  }
+
+  /** Test control: the model speaks a response item of `responseBytes` in 500-byte deltas. */
+  respond(transcript: string): string {
+    const itemId = `item_${this.#items++}`;
+    for (let sent = 0; sent < this.responseBytes; sent += 500) {
+      this.events.onAudio(new Uint8Array(Math.min(500, this.responseBytes - sent)).fill(0x55), itemId);
+    }
+    this.events.onTranscript("assistant", transcript, true);
+    this.events.onResponseDone();
+    return itemId;
+  }
+
+  truncate(itemId: string, audioEndMs: number): void {
+    this.truncations.push({ itemId, audioEndMs });
+  }
+
+  sendToolResult(callId: string, output: string): void {
+    this.toolResults.push({ callId, output });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
 // ---- The hub: scripts in, observations out ------------------------------------------------------
 
 const now = (): number => (typeof performance !== "undefined" ? performance.now() : Date.now());
@@ -274,6 +345,7 @@ export class FakeHub {
   stt?: FakeSttSession;
   tts?: FakeTtsSession;
   lastLlm?: FakeLlm;
+  realtime?: FakeRealtimeSession;
   llmCalls: { atMs: number; messages: number }[] = [];
   tokens: number[] = [];
   speakCalls: number[] = [];
@@ -293,6 +365,7 @@ export class FakeHub {
     this.stt = undefined;
     this.tts = undefined;
     this.lastLlm = undefined;
+    this.realtime = undefined;
     this.llmCalls = [];
     this.tokens = [];
     this.speakCalls = [];

@@ -5,8 +5,8 @@
  */
 import { agentCatalog } from "../../src/agents/catalog";
 import type { AgentDefinitionInput } from "../../src/agents/schema";
-import { registerProvider } from "../../src/providers/registry";
-import { FakeHub, FakeLlm, FakeStt, FakeTts } from "./providers";
+import { registerProvider, registerRealtimeProvider } from "../../src/providers/registry";
+import { FakeHub, FakeLlm, FakeRealtime, FakeStt, FakeTts } from "./providers";
 
 export const hub = new FakeHub();
 
@@ -16,6 +16,7 @@ registerProvider("stt", "fake", (choice) => {
 });
 registerProvider("llm", "fake", () => new FakeLlm(hub));
 registerProvider("tts", "fake", () => new FakeTts(hub, 1));
+registerRealtimeProvider("fake-realtime", () => new FakeRealtime(hub));
 
 const base = {
   systemPrompt: "You are a test agent.",
@@ -61,6 +62,14 @@ export const testAgents: AgentDefinitionInput[] = [
     limits: { maxDurationSeconds: 1, noAudioTimeoutSeconds: 0.3 },
   },
   { ...base, id: "test-broken", stt: { provider: "no-such-vendor" } },
+  {
+    ...base,
+    id: "test-realtime",
+    mode: "realtime",
+    greeting: "Hello from the realtime model.",
+    llm: { provider: "fake-realtime", model: "fake-realtime-model" },
+    tools: [{ type: "builtin", name: "end_call" }],
+  },
 ];
 
 for (const agent of testAgents) agentCatalog().add(agent, `test agent ${agent.id}`);
