@@ -34,7 +34,8 @@ function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | undefined {
 }
 
 function signedText(callId: string, expiresAt: number): Uint8Array<ArrayBuffer> {
-  return encoder.encode(`${TOKEN_VERSION}|${callId}|${expiresAt}`);
+  // Copy into a plain ArrayBuffer view: WebCrypto's BufferSource excludes SharedArrayBuffer views.
+  return new Uint8Array(encoder.encode(`${TOKEN_VERSION}|${callId}|${expiresAt}`));
 }
 
 export async function signCallToken(
