@@ -89,7 +89,19 @@ export class BridgeService {
     const registrar = await resolveHostPort(sip.registrar, sip.transport);
     const domain = sip.domain ?? sip.registrar.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
 
-    const transportOptions = { address: sip.localAddress, port: sip.localPort, logger, trace: sip.trace };
+    // Default allow-list: every address the registrar's name resolves to (a PBX may answer from any).
+    const registrarAddresses = await resolveAll(sip.registrar, registrar.address);
+    const allowedSources = sip.allowedSources.length > 0 ? sip.allowedSources : registrarAddresses;
+    const allowList = new SourceAllowList(allowedSources);
+
+    const transportOptions = {
+      address: sip.localAddress,
+      port: sip.localPort,
+      logger,
+      trace: sip.trace,
+      // Malformed junk from strangers gets silence, like everything else from them.
+      answerMalformedFrom: (source: Endpoint) => allowList.allows(source.address),
+    };
     const udp = new UdpTransport({ ...transportOptions, logger: logger.child({ component: "sip-udp" }) });
     await udp.listen();
     // TCP on the same port number as UDP, as a PBX expects of a SIP endpoint.
@@ -124,10 +136,6 @@ export class BridgeService {
     });
     this.layer = layer;
 
-    // Default allow-list: every address the registrar's name resolves to (a PBX may answer from any).
-    const registrarAddresses = await resolveAll(sip.registrar, registrar.address);
-    const allowedSources = sip.allowedSources.length > 0 ? sip.allowedSources : registrarAddresses;
-    const allowList = new SourceAllowList(allowedSources);
     const policy = new CallPolicy({
       allowList,
       rejectMode: sip.rejectMode,

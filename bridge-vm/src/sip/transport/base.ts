@@ -6,6 +6,7 @@ import type { Logger } from "../../logging";
 import { redactSipText } from "../../logging";
 import { createResponse, serializeSipMessage } from "../message";
 import type { SipMessage, SipParseResult } from "../message/types";
+import { RateLimiter } from "./rate-limit";
 import type { Endpoint, InboundMessage, TransportEvents, TransportStats } from "./types";
 import { stampReceived } from "./via";
 
@@ -17,6 +18,11 @@ export interface TransportOptions {
   logger: Logger;
   /** Log full SIP messages at debug level (credentials masked). */
   trace?: boolean;
+  /**
+   * Whether a malformed request from this source deserves a 400 at all (default: yes). The service
+   * answers only allowed sources, so a scanner's junk gets silence, never a fingerprint.
+   */
+  answerMalformedFrom?: (source: Endpoint) => boolean;
 }
 
 type Listeners = { [E in keyof TransportEvents]: Set<TransportEvents[E]> };
@@ -31,6 +37,8 @@ export abstract class TransportBase {
     sendErrors: 0,
   };
   private lastDropLogAt = 0;
+  /** 400s per source: even an allowed peer stuck in a loop must not make us answer at line rate. */
+  private readonly badRequestLimiter = new RateLimiter({ ratePerSecond: 5, burst: 10, maxSources: 1000 });
 
   constructor(protected readonly options: TransportOptions) {}
 
@@ -73,7 +81,11 @@ export abstract class TransportBase {
   protected accept(result: SipParseResult, source: Endpoint, connectionId?: string): SipMessage | undefined {
     if (!result.ok) {
       this.counters.lastDropCode = result.error.code;
-      if (result.request) {
+      const answer =
+        result.request !== undefined &&
+        (this.options.answerMalformedFrom?.(source) ?? true) &&
+        this.badRequestLimiter.allow(source.address, Date.now());
+      if (result.request && answer) {
         this.counters.rejected++;
         this.logDrop(`rejected malformed request: ${result.error.message}`, source);
         try {

@@ -6,8 +6,8 @@
  */
 import { parseSipUri } from "../message";
 import type { SipRequest } from "../message/types";
+import { RateLimiter } from "../transport/rate-limit";
 import type { SourceAllowList } from "./cidr";
-import { RateLimiter } from "./rate-limit";
 
 export type RejectMode = "403" | "silent";
 

@@ -93,11 +93,15 @@ afterEach(async () => {
 
 async function start(
   protocol: TransportProtocol,
+  answerMalformedFrom?: (source: { address: string }) => boolean,
 ): Promise<{ transport: Transport; inbound: InboundMessage[] }> {
-  const transport =
-    protocol === "udp"
-      ? new UdpTransport({ address: "127.0.0.1", port: 0, logger: silentLogger() })
-      : new TcpTransport({ address: "127.0.0.1", port: 0, logger: silentLogger() });
+  const options = {
+    address: "127.0.0.1",
+    port: 0,
+    logger: silentLogger(),
+    ...(answerMalformedFrom ? { answerMalformedFrom } : {}),
+  };
+  const transport = protocol === "udp" ? new UdpTransport(options) : new TcpTransport(options);
   await transport.listen();
   transports.push(transport);
   const inbound: InboundMessage[] = [];
@@ -151,6 +155,23 @@ describe.each(["udp", "tcp"] as const)("SIP transport contract: %s", (protocol) 
     expect(reply).toMatch(/^SIP\/2\.0 400 \S/);
     expect(inbound).toHaveLength(0);
     expect(transport.stats().rejected).toBe(1);
+  });
+
+  it("answers malformed requests only to sources its owner allows, and at most a few per second", async () => {
+    const { transport: closed } = await start(protocol, () => false);
+    const stranger = await rawPeer(protocol, closed.local.port);
+    peers.push(stranger);
+    stranger.send(options(protocol, stranger.port).replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"));
+    expect(await stranger.next(200)).toBeUndefined();
+    expect(closed.stats().dropped).toBe(1);
+
+    const { transport: open } = await start(protocol, () => true);
+    const noisy = await rawPeer(protocol, open.local.port);
+    peers.push(noisy);
+    const bad = options(protocol, noisy.port).replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+    for (let i = 0; i < 30; i++) noisy.send(bad);
+    await until(() => open.stats().rejected + open.stats().dropped === 30, 2000);
+    expect(open.stats().rejected).toBe(10);
   });
 
   it("drops garbage without answering, counts it, and keeps working", async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { RateLimiter } from "../../../src/sip/transport/rate-limit";
 import { cidrContains, parseCidr, SourceAllowList } from "../../../src/sip/ua/cidr";
 import { CallPolicy } from "../../../src/sip/ua/policy";
-import { RateLimiter } from "../../../src/sip/ua/rate-limit";
 import { request } from "../transaction/helpers";
 
 describe("CIDR allow-list", () => {
