@@ -295,10 +295,16 @@ async function main(): Promise<void> {
     `media bench: sweep ${options.calls.join(",")} calls, ${options.runs} runs each, warm-up ${options.warmupS}s, measure ${options.measureS}s, recording ${options.record ? "on" : "off"}, timers ${options.timers}, ${cpus().length} cores`,
   );
   console.log(
-    "columns: in/out l+l% = frames lost or late (%), p50/p99 = playout interval error at the receiver (ms),",
+    "columns: CPU%/100 = engine CPU as % of one core per 100 calls, us/pkt = engine CPU µs per packet (in + out),",
+  );
+  console.log(
+    "         in/out l+l% = frames lost or late (%), p50/p99 = playout interval error at the receiver (ms),",
   );
   console.log(
     "         lag99 = event-loop lag p99 (ms), timer99 = pacing timer lateness p99 (ms), gen99 = generator's own send lag p99 (ms)",
+  );
+  console.log(
+    "         load = 1-min load average at the start of the run (above the core count, the OS is starving us)",
   );
   console.log(HEADER);
   const medians: RunResult[] = [];
