@@ -361,6 +361,15 @@ describe("MediaEngine over loopback sockets", () => {
     expect(b.length).toBeGreaterThan(5);
     expect(b[0]!.ssrc).toBe(a[0]!.ssrc);
     expect(b[0]!.sequenceNumber).toBe((a[a.length - 1]!.sequenceNumber + 1) & 0xffff);
+
+    // Resume with a codec change (PCMA): same SSRC, A-law silence on PT 8.
+    call.update(params(second.port, { codec: "PCMA", payloadType: 8 }));
+    await sleep(200);
+    const resumed = second.received.slice(countOnHold);
+    expect(resumed.length).toBeGreaterThan(3);
+    expect(resumed.every((p) => p.payloadType === 8 && p.ssrc === a[0]!.ssrc)).toBe(true);
+    expect(resumed[0]!.payload.every((byte) => byte === 0xd5)).toBe(true);
+    expect(call.duplex.codec).toBe("PCMA");
   });
 
   it("never leaks ports: exhaustion, open/close loops, a busy port and failures half-way", async () => {
