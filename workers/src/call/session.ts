@@ -64,6 +64,7 @@ export class CallSession extends DurableObject<Env> {
   #agentBytesSent = 0;
   #frameBuffer = new Uint8Array(FRAME_HEADER_BYTES + MAX_AGENT_AUDIO_PER_MESSAGE);
   #ending = false;
+  #callId?: string;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -505,7 +506,8 @@ export class CallSession extends DurableObject<Env> {
   }
 
   #log(level: LogLevel, message: string, fields: Record<string, unknown> = {}): void {
-    const line = JSON.stringify({ level, msg: message, callId: this.#store.load()?.callId, ...fields });
+    this.#callId ??= this.#store.load()?.callId;
+    const line = JSON.stringify({ level, msg: message, callId: this.#callId, ...fields });
     if (level === "error") console.error(line);
     else if (level === "warn") console.warn(line);
     else if (level === "info") console.log(line);
