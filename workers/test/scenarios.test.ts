@@ -79,7 +79,15 @@ describe("a call", () => {
     const frames = bridge.audioFrames();
     expect(frames.length).toBeGreaterThan(0);
     expect(frames.every((frame) => frame.kind === 2 && frame.codec === "PCMU")).toBe(true);
-    expect(frames[0]?.payload[0]).toBe(0x55);
+    // Chunks are framed as they come, in order, each frame's payload intact (the Durable Object
+    // reuses one encode buffer, so this also pins that send() copies).
+    expect(frames.map((frame) => [frame.payload[0], frame.payload[frame.payload.length - 1]])).toEqual([
+      [0x40, 0x40],
+      [0x41, 0x41],
+      [0x42, 0x42],
+      [0x43, 0x43],
+    ]);
+    expect(frames.map((frame) => frame.payload.length)).toEqual([116, 116, 80, 80]);
     // seq counts 20 ms frames of agent audio: monotonic.
     for (let i = 1; i < frames.length; i++) expect(frames[i]!.seq).toBeGreaterThanOrEqual(frames[i - 1]!.seq);
     expect(bridge.messagesOf("mark").map((mark) => mark.name)).toEqual(["t0.c0", "t0.c1"]);

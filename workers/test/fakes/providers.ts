@@ -181,8 +181,8 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export const FAKE_TTS_BYTES_PER_CHAR = 8;
 
 /**
- * Each speak() produces audio (a constant byte, length proportional to the text) after `latencyMs`, in
- * one or two chunks; each flush() is answered with onFlushed after the audio before it. clear() drops
+ * Each speak() produces audio (length proportional to the text) after `latencyMs`, in two chunks
+ * (bytes 0x40+2n and 0x41+2n for the n-th utterance); each flush() is answered with onFlushed after the audio before it. clear() drops
  * everything pending, and nothing of it is delivered afterwards.
  */
 export class FakeTts implements TtsProvider {
@@ -222,9 +222,11 @@ export class FakeTtsSession implements TtsSession {
     this.spoken.push(text);
     this.hub.speakCalls.push(now());
     const bytes = Math.max(160, text.length * FAKE_TTS_BYTES_PER_CHAR);
+    // Each half of each utterance has its own byte value, so a test can tell chunks apart.
+    const marker = 0x40 + (((this.spoken.length - 1) * 2) % 64);
     this.#enqueue(() => {
-      const audio = new Uint8Array(bytes).fill(0x55);
       const half = Math.floor(bytes / 2);
+      const audio = new Uint8Array(bytes).fill(marker, 0, half).fill(marker + 1, half);
       this.hub.audioEmitted.push(now());
       this.events.onAudio(audio.subarray(0, half));
       this.events.onAudio(audio.subarray(half));
