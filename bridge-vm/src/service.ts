@@ -171,6 +171,7 @@ export class BridgeService {
         minSessionExpiresS: sip.minSessionExpiresS,
         mediaAddress,
         forwardHeaders: sip.forwardHeaders,
+        domain,
       },
       timers: layer.timers,
       maxConcurrentCalls: sip.maxConcurrentCalls,

@@ -30,6 +30,7 @@ const HANGUP_CAUSE: Record<CallEndCause, HangupCause> = {
   "no-ack": "error",
   "session-expired": "error",
   rejected: "rejected",
+  transferred: "transferred",
   shutdown: "normal",
   error: "error",
 };

@@ -37,6 +37,42 @@ export interface CallSettings extends SessionTimerConfig {
   /** The address we put in SDP c= (public address behind NAT). */
   mediaAddress: string;
   forwardHeaders: readonly string[];
+  /** SIP domain for transfer targets given as bare numbers ("2001" → sip:2001@domain). */
+  domain?: string;
+}
+
+/** A blind transfer that did not complete; the call is still up and the agent carries on. */
+export class TransferError extends Error {
+  override readonly name = "TransferError";
+  constructor(
+    message: string,
+    /** The SIP status that explains it: the REFER's response or the NOTIFY sipfrag's. */
+    readonly sipStatus?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** "2001" or "+15551230000" → sip:…@domain; SIP/tel URIs pass through. */
+export function referTarget(target: string, domain: string | undefined): string {
+  const trimmed = target.trim().replace(/^<|>$/g, "");
+  if (/^(sips?|tel):/i.test(trimmed)) return trimmed;
+  if (!domain)
+    throw new TransferError(`cannot turn "${trimmed.slice(0, 64)}" into a SIP URI without a domain`);
+  if (!/^[+\w.*#-]{1,64}$/.test(trimmed))
+    throw new TransferError(`"${trimmed.slice(0, 64)}" is not a valid target`);
+  return `sip:${trimmed}@${domain}`;
+}
+
+/** The status line of a message/sipfrag NOTIFY body ("SIP/2.0 200 OK"). */
+export function sipfragStatus(body: string): number | undefined {
+  const match = /^SIP\/2\.0\s+(\d{3})/.exec(body.trimStart());
+  return match ? Number(match[1]) : undefined;
+}
+
+interface PendingTransfer {
+  target: string;
+  settle(error?: TransferError): void;
 }
 
 export interface CallDeps {
@@ -72,6 +108,7 @@ export class InboundCall implements DialogUser {
   media: CallMedia | undefined;
   dialog: Dialog | undefined;
   readonly logger: Logger;
+  private pendingTransfer: PendingTransfer | undefined;
   private readonly localTag = generateTag();
   private readonly protocol: TransportProtocol;
   private readonly startedAt: number;
@@ -371,6 +408,7 @@ export class InboundCall implements DialogUser {
         return;
       case "NOTIFY":
         this.respond(transaction, request, 200);
+        this.onReferNotify(request);
         return;
       case "REFER":
         // Transfers are driven by the agent (transfer()), not accepted from the PBX side.
@@ -643,9 +681,73 @@ export class InboundCall implements DialogUser {
     await this.finish(cause, 200);
   }
 
-  /** Blind transfer (REFER) on the agent's request. Not implemented yet: the cloud link gets an error. */
-  async transfer(target: string): Promise<never> {
-    throw new Error(`transfer to ${target.slice(0, 64)} is not implemented yet`);
+  /**
+   * Blind transfer on the agent's request (RFC 3515, progress per RFC 4488/5589): REFER the caller to
+   * `target`, follow the NOTIFY sipfrag progress, and send BYE only after the final 2xx NOTIFY (a
+   * transferor that hangs up earlier makes some PBXs drop the transferee). Rejects with a
+   * TransferError when the REFER is refused, the target fails, or no final NOTIFY arrives in time;
+   * the call is then still up and the agent tells the caller.
+   */
+  transfer(target: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.state !== "confirmed" || !this.dialog) {
+      return Promise.reject(new TransferError("the call is not answered"));
+    }
+    if (this.pendingTransfer) return Promise.reject(new TransferError("a transfer is already in progress"));
+    let referTo: string;
+    try {
+      referTo = referTarget(target, this.deps.settings.domain);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const refer = this.dialog.createRequest("REFER");
+    refer.headers.set("Refer-To", `<${referTo}>`);
+    const user = this.deps.credentials?.username;
+    const domain = this.deps.settings.domain;
+    if (user && domain) refer.headers.set("Referred-By", `<sip:${user}@${domain}>`);
+    refer.headers.set("Contact", this.contactHeader());
+    this.logger.info({ target: referTo }, "transferring (REFER)");
+    return new Promise<void>((resolve, reject) => {
+      const timer = this.after(options.timeoutMs ?? 30_000, () =>
+        pending.settle(new TransferError("no final transfer NOTIFY within the time limit", 408)),
+      );
+      const pending: PendingTransfer = {
+        target: referTo,
+        settle: (error) => {
+          if (this.pendingTransfer !== pending) return;
+          this.pendingTransfer = undefined;
+          timer.cancel();
+          if (error) {
+            this.logger.warn(
+              { target: referTo, status: error.sipStatus, err: error.message },
+              "transfer failed",
+            );
+            reject(error);
+            return;
+          }
+          this.logger.info({ target: referTo }, "transfer succeeded; leaving the call");
+          void this.hangup("transferred");
+          resolve();
+        },
+      };
+      this.pendingTransfer = pending;
+      this.sendInDialog(refer, (response) => {
+        if (response.status >= 300)
+          pending.settle(new TransferError(`REFER refused: ${response.status}`, response.status));
+      });
+    });
+  }
+
+  private onReferNotify(request: SipRequest): void {
+    const pending = this.pendingTransfer;
+    const event = request.headers.get("Event") ?? request.headers.get("o") ?? "";
+    if (!pending || !/^refer\b/i.test(event.trim())) return;
+    const status = sipfragStatus(decoder.decode(request.body));
+    const terminated = /^terminated/i.test(request.headers.get("Subscription-State") ?? "");
+    if (status !== undefined && status >= 200 && status < 300) pending.settle();
+    else if (status !== undefined && status >= 300)
+      pending.settle(new TransferError(`transfer target answered ${status}`, status));
+    else if (terminated)
+      pending.settle(new TransferError("transfer subscription ended without a final status"));
   }
 
   private reject(status: number, headers: Array<[string, string]>, detail: string): void {

@@ -16,6 +16,8 @@ export type CallEndCause =
   | "session-expired"
   /** We refused the INVITE (488, 503, 486, 422 …) before a dialog was confirmed. */
   | "rejected"
+  /** A blind transfer succeeded and we left the call. */
+  | "transferred"
   /** The bridge is shutting down. */
   | "shutdown"
   | "error";

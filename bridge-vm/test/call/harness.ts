@@ -115,6 +115,7 @@ export function createStack(options: StackOptions = {}) {
       minSessionExpiresS: options.minSessionExpiresS ?? 90,
       mediaAddress: "127.0.0.1",
       forwardHeaders: ["X-Patchbay-Agent"],
+      domain: "pbx.test",
     },
   });
   const ended: CallEnded[] = [];
