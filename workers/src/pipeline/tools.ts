@@ -77,7 +77,7 @@ export function parseToolArguments(text: string, parameters: Record<string, unkn
   for (const [key, schema] of Object.entries(properties)) {
     if (!(key in record) || !isRecord(schema) || typeof schema.type !== "string") continue;
     if (!matchesType(record[key], schema.type))
-      return { ok: false, error: `argument ${key} must be a ${schema.type}` };
+      return { ok: false, error: `argument ${key} must be of type ${schema.type}` };
   }
   return { ok: true, value: record };
 }
