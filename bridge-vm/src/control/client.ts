@@ -221,7 +221,7 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
   private scheduleReconnect(): void {
     if (this.stopped) return;
     const delays = this.reconnectDelaysMs;
-    const base = delays[Math.min(this.attempt - 1, delays.length - 1)] ?? 1000;
+    const base = delays[Math.min(this.attempt, delays.length - 1)] ?? 1000;
     // Jitter so a fleet of bridges does not reconnect in lock-step after a Worker deploy.
     const delay = Math.round(base * (0.8 + Math.random() * 0.4));
     this.reconnectTimer = setTimeout(() => void this.connect(), delay);
