@@ -20,6 +20,8 @@ const llmChoice = z.object({
   model: z.string().min(1),
   temperature: z.number().min(0).max(2).optional(),
   maxTokens: z.number().int().positive().max(4096).optional(),
+  /** Most recent history messages sent to the model each turn (the full history is still stored). */
+  maxHistoryMessages: z.number().int().min(2).max(1000).default(80),
   options: z.record(z.string(), z.unknown()).default({}),
 });
 const ttsChoice = z.object({

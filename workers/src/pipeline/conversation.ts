@@ -704,9 +704,24 @@ export class Conversation implements CallAgent {
     return `error: the transfer to ${target} failed${status}: ${result.reason ?? "unknown reason"}. Tell the caller.`;
   }
 
+  /**
+   * System prompt + the most recent `llm.maxHistoryMessages` messages, starting at a user message so
+   * the window never opens on a tool result whose call was cut off. Keeps a long call's per-turn cost
+   * flat; the stored history stays complete.
+   */
   #llmMessages(): ChatMessage[] {
+    const limit = this.#agent.llm.maxHistoryMessages;
+    let start = Math.max(0, this.#history.length - limit);
+    while (start > 0 && start < this.#history.length && this.#history[start]!.message.role !== "user")
+      start++;
+    if (start === this.#history.length) {
+      // One turn longer than the window (many tool rounds): keep that whole turn.
+      start = this.#history.findLastIndex((entry) => entry.message.role === "user");
+      if (start < 0) start = 0;
+    }
     const messages: ChatMessage[] = [{ role: "system", content: this.#agent.systemPrompt }];
-    for (const entry of this.#history) messages.push(entry.message);
+    for (let index = start; index < this.#history.length; index++)
+      messages.push(this.#history[index]!.message);
     return messages;
   }
 

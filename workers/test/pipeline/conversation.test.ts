@@ -202,6 +202,30 @@ describe("turn-taking", () => {
     expect(h.llm.requests).toHaveLength(1);
   });
 
+  it("sends the model a bounded window of history that starts at a caller message", async () => {
+    h = harness({
+      llm: { provider: "fake", model: "m", maxHistoryMessages: 5 },
+      tools: [{ type: "builtin", name: "send_dtmf" }],
+    });
+    await h.conversation.start();
+    for (let turn = 0; turn < 4; turn++) {
+      h.hub.replies.push(
+        { toolCalls: [{ id: `d${turn}`, name: "send_dtmf", arguments: '{"digits":"1"}' }] },
+        { text: `Answer ${turn}.` },
+      );
+      h.stt.sessions[0]!.endTurn(`question ${turn}`);
+      await settle();
+      h.ackMarks();
+      await settle();
+    }
+    // Each turn stores user, assistant(tool call), tool, assistant = 4 messages.
+    expect(h.conversation.history).toHaveLength(16);
+    const last = h.llm.requests[h.llm.requests.length - 1]!;
+    expect(last[0]?.role).toBe("system");
+    expect(last[1]).toEqual({ role: "user", content: "question 3" });
+    expect(last.length).toBeLessThanOrEqual(6);
+  });
+
   it("caller DTMF is debounced into one user message", async () => {
     h = harness();
     await h.conversation.start();
