@@ -94,7 +94,16 @@ export interface CallMedia {
 
 export interface MediaEngine {
   /** Binds an RTP/RTCP port pair for a new call. Rejects with MediaUnavailableError when the range is exhausted. */
-  open(options: { callId: string; params: MediaParams; recordingPath?: string }): Promise<CallMedia>;
+  open(options: {
+    callId: string;
+    params: MediaParams;
+    recordingPath?: string;
+    /** IPs besides params.remoteAddress that may latch (e.g. the PBX's SIP source IP when it is NAT'd). */
+    extraMediaAddresses?: readonly string[];
+    /** Values for the {from} and {to} tokens of recording.path. */
+    from?: string;
+    to?: string;
+  }): Promise<CallMedia>;
   readonly activeSessions: number;
 }
 
