@@ -65,6 +65,9 @@ export class CallSession extends DurableObject<Env> {
   #frameBuffer = new Uint8Array(FRAME_HEADER_BYTES + MAX_AGENT_AUDIO_PER_MESSAGE);
   #ending = false;
   #callId?: string;
+  /** Cached socket generation and current socket: read per frame, so not from SQLite every time. */
+  #generationCache?: number;
+  #socketCache?: WebSocket;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -88,6 +91,8 @@ export class CallSession extends DurableObject<Env> {
     if (call?.phase === "ended") return Response.json({ error: "call-ended" }, { status: 410 });
 
     const generation = this.#store.nextSocketGeneration();
+    this.#generationCache = generation;
+    this.#socketCache = undefined;
     for (const old of this.ctx.getWebSockets()) {
       this.#close(old, CloseCode.superseded, "superseded by a newer connection");
     }
@@ -101,7 +106,7 @@ export class CallSession extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     try {
       const attachment = this.#attachment(ws);
-      if (!attachment || attachment.generation !== this.#store.socketGeneration()) {
+      if (!attachment || attachment.generation !== this.#generation()) {
         this.#close(ws, CloseCode.superseded, "superseded by a newer connection");
         return;
       }
@@ -467,12 +472,22 @@ export class CallSession extends DurableObject<Env> {
     return agent;
   }
 
+  #generation(): number {
+    this.#generationCache ??= this.#store.socketGeneration();
+    return this.#generationCache;
+  }
+
   #currentSocket(): WebSocket | undefined {
-    const generation = this.#store.socketGeneration();
+    const cached = this.#socketCache;
+    if (cached && cached.readyState === WebSocket.OPEN) return cached;
+    this.#socketCache = undefined;
+    const generation = this.#generation();
     for (const ws of this.ctx.getWebSockets()) {
       const attachment = this.#attachment(ws);
-      if (attachment?.generation === generation && attachment.hello && ws.readyState === WebSocket.OPEN)
+      if (attachment?.generation === generation && attachment.hello && ws.readyState === WebSocket.OPEN) {
+        this.#socketCache = ws;
         return ws;
+      }
     }
     return undefined;
   }
