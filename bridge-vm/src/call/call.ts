@@ -109,6 +109,8 @@ export class InboundCall implements DialogUser {
   dialog: Dialog | undefined;
   readonly logger: Logger;
   private pendingTransfer: PendingTransfer | undefined;
+  /** The IP the INVITE came from (our allow-listed PBX). */
+  private readonly signallingSource: string;
   private readonly localTag = generateTag();
   private readonly protocol: TransportProtocol;
   private readonly startedAt: number;
@@ -157,6 +159,7 @@ export class InboundCall implements DialogUser {
       remote: `${inbound.source.address}:${inbound.source.port}`,
     };
     this.protocol = inbound.source.protocol;
+    this.signallingSource = inbound.source.address;
     this.startedAt = deps.clock.now();
     this.logger = deps.logger.child({ callId: this.info.id, sipCallId });
     this.peerAllowsUpdate = invite.headers.getAll("Allow").some((m) => m.trim().toUpperCase() === "UPDATE");
@@ -245,7 +248,15 @@ export class InboundCall implements DialogUser {
     }
 
     try {
-      this.media = await this.deps.media.open({ callId: this.info.id, params });
+      this.media = await this.deps.media.open({
+        callId: this.info.id,
+        params,
+        from: userPart(this.info.from),
+        to: userPart(this.info.to),
+        // A PBX behind NAT often advertises a private c= address while its RTP arrives from the same
+        // public IP its SIP came from: let that address latch too (still only after probation).
+        extraMediaAddresses: [this.signallingSource],
+      });
     } catch (error) {
       const unavailable = error instanceof MediaUnavailableError;
       this.logger.error({ err: error }, "could not open media");
@@ -940,4 +951,9 @@ export function parseDtmfRelay(body: string, type: string): CallDtmf | undefined
   const duration = Number(/^\s*duration\s*=\s*(\d+)\s*$/im.exec(body)?.[1] ?? "250");
   if (!signal || !DTMF_DIGIT.test(signal)) return undefined;
   return { digit: signal.toUpperCase(), durationMs: Math.min(duration, 10_000), source: "sip-info" };
+}
+
+/** "sip:+1555@pbx;user=phone" / "\"Ann\" <sip:200@pbx>" → "+1555" / "200": for recording file names. */
+function userPart(uri: string): string {
+  return /sips?:([^@;>]+)@/i.exec(uri)?.[1] ?? "unknown";
 }
