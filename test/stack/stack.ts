@@ -136,6 +136,8 @@ async function start(
     }
   }
 
+  // Miniflare otherwise fetches a Request.cf sample from workers.cloudflare.com: no traffic off loopback.
+  process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
   const harness = createTestHarness({
     workers: [{ configPath: join(REPO_ROOT, "wrangler.toml"), env: "offline", secrets }],
   });
