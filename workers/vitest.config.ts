@@ -45,7 +45,7 @@ export default defineConfig({
   ],
   test: {
     include: ["test/**/*.test.ts"],
-    exclude: ["test/providers/**", "**/node_modules/**"],
+    exclude: ["test/providers/**", "test/integration/**", "**/node_modules/**"],
     setupFiles: ["test/fakes/register.ts"],
     testTimeout: 20_000,
   },
