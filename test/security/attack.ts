@@ -84,6 +84,8 @@ export interface ReceivedResponse {
   /** Status code of a SIP response, undefined for anything else. */
   status: number | undefined;
   from: string;
+  /** performance.now() at arrival. */
+  at: number;
 }
 
 export function statusOf(text: string): number | undefined {
@@ -113,7 +115,12 @@ export class UdpAttacker {
   ) {
     socket.on("message", (data, info) => {
       const text = data.toString("latin1");
-      this.received.push({ text, status: statusOf(text), from: `${info.address}:${info.port}` });
+      this.received.push({
+        text,
+        status: statusOf(text),
+        from: `${info.address}:${info.port}`,
+        at: performance.now(),
+      });
     });
   }
 
