@@ -1,0 +1,202 @@
+/**
+ * A whole outbound call on the bridge side: OriginateHandler → OutboundCall (real media engine, real
+ * UA core, real transaction layer) → SIPp as the callee → answered → the call's media socket opened to
+ * a local `ws` server playing the Worker (our own boundary; the Worker side is tested in workers/) with
+ * direction "outbound", the agent and the variables → SIPp hangs up → "completed" reported and the
+ * slot released.
+ */
+import type { IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { OriginateHandler } from "@patchbay/bridge/src/control/originate";
+import { DestinationPolicy, OutboundLimits } from "@patchbay/bridge/src/control/policy";
+import { createLogger } from "@patchbay/bridge/src/logging";
+import { createMediaEngine } from "@patchbay/bridge/src/media/engine";
+import { silentLogger } from "@patchbay/bridge/src/media/logger";
+import { OutboundCall, type OutboundCallResult } from "@patchbay/bridge/src/outbound/call";
+import { systemClock } from "@patchbay/bridge/src/sip/transaction/clock";
+import { TransactionLayer } from "@patchbay/bridge/src/sip/transaction/layer";
+import { UdpTransport } from "@patchbay/bridge/src/sip/transport/udp";
+import { SourceAllowList } from "@patchbay/bridge/src/sip/ua/cidr";
+import { CallPolicy } from "@patchbay/bridge/src/sip/ua/policy";
+import { UaCore } from "@patchbay/bridge/src/sip/ua/ua";
+import { type OutboundCallState, PROTOCOL_VERSION, parseBridgeMessage } from "@patchbay/shared/protocol";
+import { verifyCallToken } from "@patchbay/shared/token";
+import { afterEach, describe, expect, it } from "vitest";
+import { WebSocketServer } from "ws";
+import { freePortBlock, LOOPBACK } from "../support/ports";
+import { describeSippResult, type SippServer, startSippServer } from "../support/sipp";
+
+const SECRET = "outbound-call-secret-0123456789";
+const logger = createLogger({ level: "silent" });
+const cleanups: Array<() => unknown> = [];
+let sipp: SippServer | undefined;
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  await sipp?.stop();
+  sipp = undefined;
+});
+
+/** The Worker's media socket as far as the bridge can tell: token checked, hello → welcome. */
+async function fakeWorker() {
+  const hellos: unknown[] = [];
+  const hangups: unknown[] = [];
+  const server = new WebSocketServer({
+    host: LOOPBACK,
+    port: 0,
+    verifyClient: (info: { req: IncomingMessage }, done: (ok: boolean, code?: number) => void) => {
+      const callId = decodeURIComponent(info.req.url?.split("/").pop() ?? "");
+      const token = /^Bearer (\S+)$/.exec(info.req.headers.authorization ?? "")?.[1] ?? "";
+      void verifyCallToken(SECRET, callId, token).then((check) => done(check.ok, 401));
+    },
+  });
+  server.on("connection", (socket) => {
+    socket.on("message", (data, isBinary) => {
+      if (isBinary) return;
+      const parsed = parseBridgeMessage(data.toString());
+      if (!parsed.ok) return;
+      if (parsed.message.type === "hello") {
+        hellos.push(parsed.message);
+        socket.send(
+          JSON.stringify({
+            type: "welcome",
+            protocol: PROTOCOL_VERSION,
+            callId: parsed.message.callId,
+            resumeToken: "resume-token",
+            resumed: false,
+            agent: parsed.message.call.agent ?? "default",
+          }),
+        );
+      }
+      if (parsed.message.type === "hangup") hangups.push(parsed.message);
+    });
+  });
+  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://${LOOPBACK}:${(server.address() as AddressInfo).port}`, hellos, hangups };
+}
+
+describe("a whole outbound call", () => {
+  it("is answered, joins its agent with the request's agent and variables, and completes when the callee hangs up", async () => {
+    const worker = await fakeWorker();
+    // SIPp answers, holds 1 s, then hangs up (BYE from the callee).
+    sipp = await startSippServer({
+      scenario: new URL("./scenarios/uas-answer-then-bye.xml", import.meta.url).pathname,
+      calls: 1,
+    });
+
+    const transport = new UdpTransport({ address: LOOPBACK, port: 0, logger });
+    await transport.listen();
+    const layer = new TransactionLayer({
+      transports: [transport],
+      clock: systemClock,
+      logger,
+      sentBy: () => `${LOOPBACK}:${transport.local.port}`,
+    });
+    const ua = new UaCore({
+      layer,
+      policy: new CallPolicy({
+        allowList: new SourceAllowList([LOOPBACK]),
+        rejectMode: "silent",
+        contactToken: "outboundtest",
+      }),
+      clock: systemClock,
+      logger,
+      contactUri: () => `sip:outboundtest@${LOOPBACK}:${transport.local.port}`,
+    });
+    const rtpBase = await freePortBlock(8);
+    const media = createMediaEngine(
+      {
+        portMin: rtpBase,
+        portMax: rtpBase + 7,
+        latch: true,
+        timeoutS: 30,
+        idle: "silence",
+        recording: { enabled: false, path: "/tmp" },
+        bindAddress: LOOPBACK,
+      },
+      silentLogger,
+    );
+    cleanups.push(async () => {
+      layer.close();
+      await transport.close();
+    });
+
+    const reports: { state: OutboundCallState; sipStatus?: number; reason?: string }[] = [];
+    const results: OutboundCallResult[] = [];
+    const handler: OriginateHandler<OutboundCallResult> = new OriginateHandler<OutboundCallResult>({
+      policy: new DestinationPolicy({ allowedDestinations: ["^\\d{3,4}$"], allowedHosts: [] }, sipp.address),
+      limits: new OutboundLimits({ maxCalls: 1, cps: 1, burst: 1, maxQueueDelayMs: 0 }, Date.now()),
+      clock: systemClock,
+      dial: (request, destination) => {
+        const call = new OutboundCall(request, destination, {
+          ua,
+          clock: systemClock,
+          logger,
+          media,
+          proxy: { protocol: "udp", address: sipp!.host, port: sipp!.port },
+          fromUri: `sip:1050@${LOOPBACK}`,
+          contactUri: ua.contactUri("udp"),
+          rtpAddress: LOOPBACK,
+          cloud: { url: worker.url, secret: SECRET, fallback: "reject", connectTimeoutMs: 2000 },
+          bridgeId: "vm-test",
+          bridgeVersion: "test",
+          defaults: { ringTimeoutS: 10, maxDurationS: 60 },
+        });
+        call.once("ended", ({ reason }) => handler.callEnded(request.callId, reason));
+        const start = call.start.bind(call);
+        call.start = async () => {
+          const result = await start();
+          results.push(result);
+          return result;
+        };
+        return call;
+      },
+      report: (_callId, state, details) => reports.push({ state, ...details }),
+      onAnswered: () => {},
+      logger,
+    });
+
+    const decision = await handler.handle({
+      type: "originate",
+      requestId: "call-outbound-1",
+      callId: "call-outbound-1",
+      to: "1234",
+      agent: "reminder",
+      variables: { name: "Ada" },
+    });
+    expect(decision).toEqual({ accepted: true });
+    // A second call while the first is up: refused by the concurrency limit, before any SIP.
+    expect(
+      await handler.handle({
+        type: "originate",
+        requestId: "call-outbound-2",
+        callId: "call-outbound-2",
+        to: "1234",
+      }),
+    ).toEqual({ accepted: false, reason: "concurrency-limit" });
+
+    const deadline = Date.now() + 8_000;
+    while (!reports.some((r) => r.state === "completed" || r.state === "failed") && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(
+      reports.map((r) => r.state),
+      JSON.stringify({ reports, results }),
+    ).toEqual(["ringing", "answered", "completed"]);
+    expect(reports.at(-1)).toMatchObject({ reason: "callee-hangup" });
+    expect(worker.hellos[0]).toMatchObject({
+      callId: "call-outbound-1",
+      call: { direction: "outbound", agent: "reminder", variables: { name: "Ada" }, codec: "PCMU" },
+    });
+    const hangupDeadline = Date.now() + 3_000;
+    while (worker.hangups.length === 0 && Date.now() < hangupDeadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(worker.hangups[0]).toMatchObject({ type: "hangup", by: "caller" });
+    expect(handler.activeCalls).toBe(0);
+    expect(media.activeSessions).toBe(0);
+    const finished = await sipp.finished(10_000);
+    expect(finished.exitCode, describeSippResult(finished)).toBe(0);
+  });
+});
