@@ -57,9 +57,11 @@ export function bindCallToCloud(call: InboundCall, deps: CallBindingDeps): void 
   const logger = call.logger;
   let link: CloudLink | undefined;
   let answeredAt = 0;
+  let callMedia: CallMedia | undefined;
 
   call.on("answered", (media) => {
     answeredAt = performance.now();
+    callMedia = media;
     metrics?.callStarted("inbound");
     void connect(media);
   });
@@ -82,6 +84,7 @@ export function bindCallToCloud(call: InboundCall, deps: CallBindingDeps): void 
         direction: "inbound",
         outcome: info.cause,
         ...(info.status ? { sipStatus: info.status } : {}),
+        ...(callMedia ? { media: callMedia.duplex.stats() } : {}),
       });
     } else {
       metrics?.sipRejected(info.cause);
