@@ -160,3 +160,56 @@ describe("control channel: ControlClient ↔ BridgeRegistry in workerd", () => {
     expect((await progress(call.callId)).bridgeId).toBe("e2e-vm-2");
   });
 });
+
+describe("global concurrency limit (OUTBOUND_MAX_CONCURRENT_CALLS)", () => {
+  it("holds calls in the queue while the limit is reached and dispatches one when a call ends", async () => {
+    const limited = createTestHarness({
+      workers: [
+        {
+          configPath: join(REPO_ROOT, "workers/test/control/wrangler.test.toml"),
+          secrets: { BRIDGE_SECRET, API_TOKEN, OUTBOUND_MAX_CONCURRENT_CALLS: "2" },
+        },
+      ],
+    });
+    try {
+      const url = (await limited.listen()).url.toString().replace(/\/$/, "");
+      const handled: OriginateMessage[] = [];
+      const client = new ControlClient({
+        url,
+        secret: BRIDGE_SECRET,
+        bridgeId: "e2e-limited",
+        version: "e2e",
+        capacity: () => ({ maxCalls: 50, activeCalls: handled.length }),
+        health: () => "ok",
+        onOriginate: async (request) => {
+          handled.push(request);
+          return { accepted: true };
+        },
+        logger: silent,
+      });
+      clients.push(client);
+      client.start();
+      await until(() => client.isRegistered);
+      for (const n of [1, 2, 3]) {
+        const response = await fetch(`${url}/v1/calls`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${API_TOKEN}`,
+            "idempotency-key": `limit-${n}`,
+            "content-type": "application/json",
+          },
+          body: JSON.stringify({ to: `100${n}` }),
+        });
+        expect(response.status).toBe(202);
+      }
+      await until(() => handled.length === 2);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(handled).toHaveLength(2);
+      client.reportProgress(handled[0]?.callId ?? "", "failed", { sipStatus: 486, reason: "busy" });
+      await until(() => handled.length === 3);
+      client.close();
+    } finally {
+      await limited.close();
+    }
+  });
+});

@@ -36,6 +36,8 @@ export interface ControlEnv {
   API_TOKEN?: string;
   /** Optional override (tests): how often bridges ping; the timeout is 3 intervals. */
   CONTROL_HEARTBEAT_INTERVAL_MS?: string;
+  /** Optional global cap on outbound calls in progress across all bridges (dispatched, ringing, answered). */
+  OUTBOUND_MAX_CONCURRENT_CALLS?: string;
 }
 
 /** Header the Worker sets when it forwards an authenticated bridge's upgrade. */
@@ -120,6 +122,7 @@ const STATE_ORDER: Record<OutboundCallState, number> = {
 export class BridgeRegistry extends DurableObject<ControlEnv> {
   readonly #sql: SqlStorage;
   readonly #heartbeatIntervalMs: number;
+  readonly #globalLimit: number;
 
   constructor(ctx: DurableObjectState, env: ControlEnv) {
     super(ctx, env);
@@ -127,6 +130,8 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
     const configured = Number(env.CONTROL_HEARTBEAT_INTERVAL_MS);
     this.#heartbeatIntervalMs =
       Number.isFinite(configured) && configured > 0 ? configured : DEFAULT_HEARTBEAT_INTERVAL_MS;
+    const limit = Number(env.OUTBOUND_MAX_CONCURRENT_CALLS);
+    this.#globalLimit = Number.isFinite(limit) && limit > 0 ? limit : Number.POSITIVE_INFINITY;
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS calls (
       call_id TEXT PRIMARY KEY,
@@ -350,6 +355,7 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
       now,
       msg.callId,
     );
+    if (TERMINAL.has(msg.state)) this.#dispatchQueued(now);
   }
 
   // ---- RPC from the Worker ----------------------------------------------------------------------
@@ -446,7 +452,10 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
     );
     if (queued.length === 0) return;
     const views = this.#views(now);
+    let inProgress = Number.isFinite(this.#globalLimit) ? this.#inProgress() : 0;
     for (const row of queued) {
+      // The global cap holds calls in the queue (oldest first) until one in progress ends.
+      if (inProgress >= this.#globalLimit) return;
       const chosen = chooseBridge(
         views.map((v) => v.view),
         now,
@@ -458,6 +467,7 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
       if (!this.#sendOriginate(target.ws, target.attachment, row, now)) continue;
       target.view.inflight = target.attachment.inflight;
       target.view.lastDispatchAt = now;
+      inProgress++;
     }
   }
 
@@ -532,6 +542,15 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
       if (attachment?.registered) return attachment;
     }
     return undefined;
+  }
+
+  #inProgress(): number {
+    const row = this.#sql
+      .exec<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM calls WHERE bridge_id IS NOT NULL AND state IN ('queued', 'ringing', 'answered')",
+      )
+      .one();
+    return row.n;
   }
 
   #hasPendingWork(): boolean {
