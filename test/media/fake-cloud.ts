@@ -90,7 +90,9 @@ export class FakeCloud {
   callerAudio(callId: string): Uint8Array {
     const frames = [...(this.callerFrames.get(callId)?.entries() ?? [])].sort(([a], [b]) => a - b);
     const out = new Uint8Array(frames.length * 160);
-    frames.forEach(([, frame], index) => out.set(frame, index * 160));
+    frames.forEach(([, frame], index) => {
+      out.set(frame, index * 160);
+    });
     return out;
   }
 
