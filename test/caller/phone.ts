@@ -230,6 +230,21 @@ export class Phone {
     return undefined;
   }
 
+  /** The received audio (PCM16, 8 kHz) of the frames that arrived between two epoch times. */
+  audioBetween(from: number, to: number): Int16Array {
+    const frames = this.rtp.received.filter((packet) => {
+      const at = performance.timeOrigin + packet.arrivedAt;
+      return (packet.payloadType === 0 || packet.payloadType === 8) && at > from && at <= to;
+    });
+    const out = new Int16Array(frames.reduce((sum, packet) => sum + packet.payload.length, 0));
+    let offset = 0;
+    for (const packet of frames) {
+      out.set(decodeFrame(packet), offset);
+      offset += packet.payload.length;
+    }
+    return out;
+  }
+
   /** Milliseconds of received speech (voiced frames × 20) between two epoch times. */
   speechMsBetween(from: number, to: number): number {
     return this.heard().filter((f) => f.at > from && f.at <= to && f.dbfs > SPEECH_DBFS).length * FRAME_MS;
