@@ -168,6 +168,63 @@ describe("outbound INVITE against SIPp as the PBX", () => {
   });
 });
 
+describe("provisional, redirect and glare cases (SIPp)", () => {
+  it("reports 183 with SDP as early media, then is answered", async () => {
+    sipp = await startSippServer({ scenario: join(SCENARIOS, "uas-183-early.xml"), calls: 1 });
+    if (!stack) throw new Error("no stack");
+    const media = await freePortPair();
+    const offer = createOffer({ address: LOOPBACK, port: media.rtp, sessionId: "1", sessionVersion: 1 });
+    const call = new OutboundInvite({
+      layer: stack.layer,
+      clock: systemClock,
+      logger,
+      proxy: udp(sipp.host, sipp.port),
+      requestUri: `sip:5551234@${sipp.address}`,
+      fromUri: `sip:${USER.username}@${sipp.host}`,
+      contactUri: `sip:${USER.username}@${LOOPBACK}:${stack.transport.local.port}`,
+      sdpOffer: offer,
+      ringTimeoutMs: 10_000,
+    });
+    const early: string[] = [];
+    call.on("progress", (p) => {
+      if (p.state === "ringing" && p.earlyMediaSdp) early.push(`${p.sipStatus}`);
+    });
+    const result = await call.start();
+    expect(early).toEqual(["183"]);
+    expect(result.outcome).toBe("answered");
+    if (result.outcome === "answered") expect(await result.dialog.bye()).toBe(200);
+    const finished = await sipp.finished(10_000);
+    expect(finished.exitCode, describeSippResult(finished)).toBe(0);
+  });
+
+  it("does not follow a 302: reports redirected with the Contact", async () => {
+    sipp = await startSippServer({ scenario: join(SCENARIOS, "uas-redirect-302.xml"), calls: 1 });
+    const { result } = await invite({
+      proxy: udp(sipp.host, sipp.port),
+      requestUri: `sip:5551234@${sipp.address}`,
+      domain: sipp.host,
+    });
+    expect(result).toMatchObject({ outcome: "failed", reason: "redirected", sipStatus: 302 });
+    if (result.outcome === "failed") expect(result.redirectTo?.[0]).toContain("sip:2000@127.0.0.1:5999");
+    const finished = await sipp.finished(10_000);
+    expect(finished.exitCode, describeSippResult(finished)).toBe(0);
+  });
+
+  it("answered as our CANCEL left (glare): ACKs, BYEs, and counts it as not answered", async () => {
+    sipp = await startSippServer({ scenario: join(SCENARIOS, "uas-cancel-glare.xml"), calls: 1 });
+    const { result } = await invite({
+      proxy: udp(sipp.host, sipp.port),
+      requestUri: `sip:5551234@${sipp.address}`,
+      domain: sipp.host,
+      ringTimeoutMs: 600,
+      credentials: false,
+    });
+    expect(result).toMatchObject({ outcome: "failed", reason: "no-answer", sipStatus: 200 });
+    const finished = await sipp.finished(10_000);
+    expect(finished.exitCode, describeSippResult(finished)).toBe(0);
+  });
+});
+
 describe("outbound INVITE through Kamailio", () => {
   it("answers Kamailio's 407, is relayed to the callee, ACKs and BYEs along the Record-Route", async () => {
     sipp = await startSippServer({ scenario: "uas-answer", calls: 1 });
