@@ -45,6 +45,11 @@ export interface OutboundCallDeps {
   bridgeId: string;
   bridgeVersion: string;
   defaults: { ringTimeoutS: number; maxDurationS: number };
+  /**
+   * When set (outbound.followRedirects), a 3xx is followed ONCE to the first Contact this accepts; it
+   * must run the same destination policy, so a redirect cannot reach what a request could not.
+   */
+  followRedirect?: (contacts: readonly string[]) => Destination | undefined;
 }
 
 export type OutboundEndReason =
@@ -87,7 +92,7 @@ export class OutboundCall extends EventEmitter<OutboundCallEvents> {
 
   constructor(
     readonly request: OriginateMessage,
-    readonly destination: Destination,
+    public destination: Destination,
     private readonly deps: OutboundCallDeps,
   ) {
     super();
@@ -128,7 +133,18 @@ export class OutboundCall extends EventEmitter<OutboundCallEvents> {
       ...(deps.credentials ? { credentials: deps.credentials } : {}),
     });
     invite.on("progress", (progress) => this.emit("progress", progress));
-    const result = await invite.start();
+    let result = await invite.start();
+    const redirect =
+      result.outcome === "failed" && result.reason === "redirected" && result.redirectTo
+        ? deps.followRedirect?.(result.redirectTo)
+        : undefined;
+    if (redirect) {
+      this.log.info({ to: redirect.requestUri }, "following a redirect (configured)");
+      this.destination = redirect;
+      const again = new OutboundInvite({ ...invite.options, requestUri: redirect.requestUri });
+      again.on("progress", (progress) => this.emit("progress", progress));
+      result = await again.start();
+    }
     if (result.outcome === "failed") {
       await this.media.close("not answered");
       const { outcome, reason, sipStatus, detail } = result;

@@ -96,7 +96,7 @@ export class OutboundInvite extends EventEmitter<OutboundInviteEvents> {
   /** The ACK we sent for the 2xx, resent when the 2xx is retransmitted. */
   private ack: { request: SipRequest; destination: Endpoint; toTag: string } | undefined;
 
-  constructor(private readonly options: OutboundInviteOptions) {
+  constructor(readonly options: OutboundInviteOptions) {
     super();
     this.digest = options.credentials ? new Digest(options.credentials) : undefined;
     this.log = options.logger.child({ component: "outbound", sipCallId: this.callId });
