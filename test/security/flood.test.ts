@@ -2,13 +2,24 @@
  * Floods (sip-interop.md §3.3: scanners escalate to > 80 REGISTER/s for days): 2,000 INVITEs from a
  * stranger and 2,000 OPTIONS from an allowed-but-misbehaving peer, each sent within about a second, while
  * the real PBX trunk places a call through Kamailio. The bridge must answer the stranger with at most a
- * trickle of 403s, cap what it answers the noisy peer, keep answering the PBX, and stay up.
+ * trickle of 403s (none at all in the default silent mode), cap what it answers the noisy peer, keep
+ * answering the PBX, and stay up. Plus the two floods a per-address limit cannot tell apart from the PBX:
+ * one sent in the PBX's own name (UDP sources are spoofable), and idle TCP connections (AST-2016-005).
  */
+import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BridgeInstance, startBridge } from "../support/bridge";
 import { type KamailioInstance, startKamailio } from "../support/kamailio";
 import { describeSippResult, runSipp, type SippResult } from "../support/sipp";
-import { buildSipRequest, metricTotal, opsUrlOf, randomToken, sleep, UdpAttacker } from "./attack";
+import {
+  assertLoopback,
+  buildSipRequest,
+  metricTotal,
+  opsUrlOf,
+  randomToken,
+  sleep,
+  UdpAttacker,
+} from "./attack";
 
 const BRIDGE_HOST = "127.0.0.3";
 const STRANGER = "127.0.0.5";
@@ -25,11 +36,23 @@ const REFUSAL_BURST = 6;
 const ALLOWED_PER_S = 500;
 const ALLOWED_BURST = 1_000;
 
+/** Connections a stranger opens in the TCP test: just above the bridge's cap (transport/tcp.ts: 512). */
+const TCP_CONNECTIONS = 520;
+const SILENT_USER = { username: "3102", password: "flood-test-pass-2" };
+
 let kamailio: KamailioInstance;
 let bridge: BridgeInstance;
+/** Default reject mode (silent). */
+let silentBridge: BridgeInstance;
 
 beforeAll(async () => {
-  kamailio = await startKamailio({ users: [USER] });
+  kamailio = await startKamailio({ users: [USER, SILENT_USER] });
+  silentBridge = await startBridge({
+    registrar: `${kamailio.host}:${kamailio.port}`,
+    host: BRIDGE_HOST,
+    ...SILENT_USER,
+    env: { RTP_PORT_MIN: "44700", RTP_PORT_MAX: "44798", LOG_LEVEL: "info" },
+  });
   bridge = await startBridge({
     registrar: `${kamailio.host}:${kamailio.port}`,
     host: BRIDGE_HOST,
@@ -46,7 +69,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await bridge?.stop();
+  await Promise.all([bridge?.stop(), silentBridge?.stop()]);
   await kamailio?.stop();
 });
 
@@ -62,17 +85,18 @@ function callThroughPbx(pauseMs: number): Promise<SippResult> {
   });
 }
 
-/** Send `count` requests made by `make(i)` in bursts; resolves with the seconds it took. */
+/** Send `count` requests made by `make(i)` in bursts to `target`; resolves with the seconds it took. */
 async function flood(
   attacker: UdpAttacker,
   count: number,
   make: (i: number) => string,
   started = performance.now(),
+  target: BridgeInstance = bridge,
 ): Promise<number> {
   for (let sent = 0; sent < count; ) {
     const batch: Promise<void>[] = [];
     for (const end = Math.min(count, sent + BURST); sent < end; sent++) {
-      batch.push(attacker.send(make(sent), BRIDGE_HOST, bridge.port));
+      batch.push(attacker.send(make(sent), BRIDGE_HOST, target.port));
     }
     await Promise.all(batch);
     await sleep(TICK_MS);
@@ -152,5 +176,96 @@ describe("floods", () => {
     expect(after.exitCode, describeSippResult(after)).toBe(0);
     expect(bridge.process.running).toBe(true);
     expect(await metricTotal(await opsUrlOf(bridge), "patchbay_calls_active")).toBe(0);
+  });
+  it("2,000 INVITEs from a stranger get no answer at all from a silent bridge", async () => {
+    const stranger = await UdpAttacker.bind(STRANGER);
+    try {
+      const uri = `sip:${SILENT_USER.username}@${BRIDGE_HOST}:${silentBridge.port}`;
+      const make = () => buildSipRequest({ method: "INVITE", uri, via: stranger.sentBy });
+      const seconds = await flood(stranger, FLOOD_SIZE, make, performance.now(), silentBridge);
+      await sleep(500);
+      console.info(
+        `INVITE flood (silent mode): ${FLOOD_SIZE} sent in ${seconds.toFixed(2)} s; ${stranger.received.length} answered`,
+      );
+      expect(stranger.received).toEqual([]);
+      expect(silentBridge.process.running).toBe(true);
+      expect(silentBridge.logs().filter((l) => l.msg === "incoming call")).toEqual([]);
+    } finally {
+      stranger.close();
+    }
+  });
+
+  it("a flood in the PBX's own name (UDP source spoofing) slows the PBX's call but does not block it", async () => {
+    // A per-address bucket cannot tell a spoofed source from the real PBX: this pins how bad that gets.
+    const spoofer = await UdpAttacker.bind(kamailio.host);
+    try {
+      const uri = `sip:${bridge.token}@${BRIDGE_HOST}:${bridge.port}`;
+      const started = performance.now();
+      const [call, seconds] = await Promise.all([
+        (async () => {
+          await sleep(800); // once the bucket is drained: the PBX now competes with the flood for tokens
+          return callThroughPbx(200);
+        })(),
+        flood(
+          spoofer,
+          FLOOD_SIZE,
+          () => buildSipRequest({ method: "OPTIONS", uri, via: spoofer.sentBy }),
+          started,
+        ),
+      ]);
+      console.info(
+        `spoofed-PBX flood: ${FLOOD_SIZE} sent in ${seconds.toFixed(2)} s; ${distinctAnswered(spoofer.received)} ` +
+          `answered; the PBX's call took ${((performance.now() - started) / 1000 - 0.8).toFixed(2)} s end to end`,
+      );
+      expect(call.exitCode, describeSippResult(call)).toBe(0);
+    } finally {
+      spoofer.close();
+    }
+  });
+
+  /**
+   * AST-2016-005 (TCP connection exhaustion). The TCP listener accepts connections from any address and
+   * keeps an idle one for 15 min, under one global cap of 512 (bridge-vm/src/sip/transport/tcp.ts); the
+   * allow-list is applied only per message. A stranger holding 520 idle connections therefore locks the
+   * PBX out of TCP (and the bridge out of its own outgoing TCP connections) for 15 minutes.
+   * Fix (tcp.ts, not owned here): on accept, destroy sockets whose remote address the allow-list refuses
+   * (pass `allowList.allows` in like `answerMalformedFrom`), cap connections per source, and close a
+   * connection that has not delivered a valid SIP message within a few seconds.
+   * `it.fails` until then: this passes once the PBX's TCP call succeeds.
+   */
+  it.fails("a stranger holding idle TCP connections does not lock the PBX out of TCP", async () => {
+    const sockets: Socket[] = [];
+    try {
+      assertLoopback(STRANGER);
+      const opened = await Promise.all(
+        Array.from(
+          { length: TCP_CONNECTIONS },
+          () =>
+            new Promise<boolean>((resolve) => {
+              const socket = connect({ host: BRIDGE_HOST, port: bridge.port, localAddress: STRANGER });
+              sockets.push(socket);
+              socket.once("connect", () => resolve(true));
+              socket.once("error", () => resolve(false));
+            }),
+        ),
+      );
+      await sleep(300);
+      const held = sockets.filter((socket) => !socket.destroyed && !socket.readableEnded).length;
+      console.info(
+        `TCP exhaustion: ${opened.filter(Boolean).length} connected, ${held} still held by the stranger`,
+      );
+      const call = await runSipp({
+        scenario: "uac-basic",
+        remote: `${BRIDGE_HOST}:${bridge.port}`,
+        localIp: kamailio.host as "127.0.0.1",
+        service: bridge.token!,
+        transport: "tcp",
+        pauseMs: 200,
+        timeoutMs: 8_000,
+      });
+      expect(call.exitCode, describeSippResult(call)).toBe(0);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
   });
 });
