@@ -328,7 +328,7 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
       this.#finish(row.call_id, "failed", now, msg.reason ?? "rejected");
     }
     ws.serializeAttachment(attachment);
-    this.#dispatchQueued(now, attachment.bridgeId);
+    this.#dispatchQueued(now);
   }
 
   #onProgress(
@@ -446,7 +446,7 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
   // ---- internals --------------------------------------------------------------------------------
 
   /** Sends every queued, unassigned call to the best bridge, oldest first, while any has room. */
-  #dispatchQueued(now: number, _hint?: string): void {
+  #dispatchQueued(now: number): void {
     const queued = this.#rows(
       "SELECT * FROM calls WHERE state = 'queued' AND bridge_id IS NULL ORDER BY created_at",
     );
