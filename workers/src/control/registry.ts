@@ -51,6 +51,8 @@ const QUEUE_TIMEOUT_MS = 60_000;
 const ACK_RESEND_MS = 5_000;
 /** An unacknowledged originate whose bridge stays away this long fails as bridge-lost. */
 const BRIDGE_GRACE_MS = 30_000;
+/** While calls are in progress, how often to look for ones whose bridge vanished. */
+const IN_PROGRESS_SWEEP_MS = 30_000;
 /** Refusals for capacity reasons are retried on other bridges this many times. */
 const MAX_DISPATCH_ATTEMPTS = 3;
 const RETENTION_MS = 7 * 24 * 3600_000;
@@ -227,6 +229,7 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
     this.#log("info", "bridge socket closed", { bridgeId: attachment?.bridgeId, code, reason });
     // Its unacknowledged originates wait for it to come back (or fail after the grace period).
     if (this.#hasPendingWork()) await this.#armAlarm(ACK_RESEND_MS);
+    else if (this.#hasCallsInProgress()) await this.#armAlarm(BRIDGE_GRACE_MS + 1_000);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
@@ -435,12 +438,21 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
         this.#finish(row.call_id, "failed", now, "bridge-lost");
       }
     }
+    // Calls a bridge accepted and then went silent about: if the bridge itself is gone past the grace
+    // period, the call died with it. (Its own report, should it come back, corrects this.)
+    for (const row of this.#rows(
+      "SELECT * FROM calls WHERE acked = 1 AND state IN ('queued', 'ringing', 'answered') AND updated_at < ?",
+      now - BRIDGE_GRACE_MS,
+    )) {
+      if (!row.bridge_id || !live.has(row.bridge_id)) this.#finish(row.call_id, "failed", now, "bridge-lost");
+    }
     this.#dispatchQueued(now);
     this.#sql.exec(
       "DELETE FROM calls WHERE state IN ('completed', 'failed') AND updated_at < ?",
       now - RETENTION_MS,
     );
     if (this.#hasPendingWork()) await this.#armAlarm(ACK_RESEND_MS);
+    else if (this.#hasCallsInProgress()) await this.#armAlarm(IN_PROGRESS_SWEEP_MS);
   }
 
   // ---- internals --------------------------------------------------------------------------------
@@ -551,6 +563,13 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
       )
       .one();
     return row.n;
+  }
+
+  #hasCallsInProgress(): boolean {
+    return (
+      this.#rows("SELECT call_id FROM calls WHERE state IN ('queued', 'ringing', 'answered') LIMIT 1")
+        .length > 0
+    );
   }
 
   #hasPendingWork(): boolean {

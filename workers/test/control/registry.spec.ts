@@ -1,6 +1,7 @@
-import { SELF } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { signCallToken } from "@patchbay/shared/token";
 import { afterEach, describe, expect, it } from "vitest";
+import type { ControlEnv } from "../../src/control/registry";
 import { chooseBridge } from "../../src/control/selection";
 import {
   API_TOKEN,
@@ -206,6 +207,27 @@ describe("disappearance", () => {
     expect(hung.originates()).toHaveLength(0);
     await sleep(50);
     expect(hung.closeCode).toBe(4408);
+  });
+});
+
+describe("calls whose bridge vanished", () => {
+  it("fails an accepted call as bridge-lost once its bridge has been gone past the grace period", async () => {
+    const b = await bridge();
+    const { callId } = (await (await postCall({ to: "1234" })).json()) as { callId: string };
+    const originate = await b.next("originate");
+    b.send({ type: "originate_ack", requestId: originate.requestId, accepted: true, callId });
+    b.send({ type: "call_progress", callId, state: "ringing", sipStatus: 180 });
+    await sleep(30);
+    b.close();
+    await sleep(50);
+    const namespace = (env as unknown as ControlEnv).BRIDGE_REGISTRY;
+    const stub = namespace.get(namespace.idFromName("registry"));
+    // Pretend the grace period has passed rather than waiting 30 s.
+    await runInDurableObject(stub, (_instance, state) => {
+      state.storage.sql.exec("UPDATE calls SET updated_at = updated_at - 60000 WHERE call_id = ?", callId);
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await progress(callId)).toMatchObject({ status: "failed", reason: "bridge-lost" });
   });
 });
 
