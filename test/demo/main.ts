@@ -52,7 +52,7 @@ async function main(): Promise<number> {
     say(
       stack.mode === "kamailio"
         ? `pbx:       Kamailio ${stack.sip.proxy.host}:${stack.sip.proxy.port}; bridge registered as 1050 with digest auth`
-        : "pbx:       none (kamailio not installed or --direct): the caller calls the bridge directly",
+        : "pbx:       none (kamailio not installed, or --direct): a stub registrar takes the bridge's REGISTER and the caller calls the bridge directly",
     );
     return await placeCall(stack);
   } finally {

@@ -13,6 +13,7 @@ import { type OfflineProviders, startOfflineProviders } from "@patchbay/offline-
 import { createTestHarness, type TestHarness } from "wrangler";
 import { type BridgeInstance, type BridgeLogLine, startBridge } from "../support/bridge";
 import { KAMAILIO_BIN, type KamailioInstance, startKamailio } from "../support/kamailio";
+import { type StubRegistrar, startStubRegistrar } from "./stub-registrar";
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -151,6 +152,11 @@ async function start(
     kamailio = await startKamailio({ users: [{ username: BRIDGE_EXTENSION, password }] });
     cleanups.push(() => kamailio!.stop());
   }
+  let stub: StubRegistrar | undefined;
+  if (!kamailio) {
+    stub = await startStubRegistrar();
+    cleanups.push(() => stub!.close());
+  }
   const bridgeEnv: Record<string, string> = {
     CLOUD_URL: workerUrl,
     CLOUD_SECRET: bridgeSecret,
@@ -161,14 +167,13 @@ async function start(
     ...options.bridgeEnv,
   };
   const bridge = await startBridge({
-    // Direct mode still needs a syntactically valid registrar; nothing answers there and the bridge
-    // keeps retrying REGISTER in the background while it takes the direct call.
-    registrar: kamailio ? `${kamailio.host}:${kamailio.port}` : `${CALLER_HOST}:9`,
+    // Direct mode: a stub registrar accepts the REGISTER so the bridge logs its Contact token, the
+    // Request-URI user it accepts calls for.
+    registrar: kamailio ? `${kamailio.host}:${kamailio.port}` : `${stub!.host}:${stub!.port}`,
     username: BRIDGE_EXTENSION,
     password,
     host: BRIDGE_HOST,
     env: bridgeEnv,
-    waitForRegistration: useKamailio,
   });
   cleanups.push(() => bridge.stop());
   if (kamailio) await kamailio.waitForLog(/registered sip:1050@/);
@@ -181,7 +186,7 @@ async function start(
       }
     : {
         proxy: { host: bridge.host, port: bridge.port },
-        target: `sip:${BRIDGE_EXTENSION}@${bridge.host}:${bridge.port}`,
+        target: `sip:${bridge.token}@${bridge.host}:${bridge.port}`,
         callerHost: CALLER_HOST,
       };
 
