@@ -1,8 +1,10 @@
 /**
- * The Patchbay Worker: HTTP routes (hono) and the per-call Durable Object class (binding CALL).
+ * The Patchbay Worker: HTTP routes (hono) the per-call Durable Object class (binding CALL)
+ * and the registry of connected bridges (binding BRIDGE_REGISTRY).
  */
 import { app } from "./http/app";
 
 export { CallSession } from "./call/session";
+export { BridgeRegistry } from "./control";
 
 export default app;

@@ -11,7 +11,7 @@
 import { bridgeIdSchema, controlTokenSubject, originateRequest } from "@patchbay/shared/protocol";
 import { verifyCallToken } from "@patchbay/shared/token";
 import { Hono } from "hono";
-import { apiAuthorized } from "../http/app";
+import { apiAuthorized, bearer } from "../http/auth";
 import { type ControlEnv, INTERNAL_BRIDGE_ID_HEADER, REGISTRY_NAME } from "./registry";
 
 const CALL_ID = /^[A-Za-z0-9_-]{8,64}$/;
@@ -23,10 +23,6 @@ export const controlRoutes = new Hono<{ Bindings: ControlEnv }>();
 
 function registry(env: ControlEnv) {
   return env.BRIDGE_REGISTRY.get(env.BRIDGE_REGISTRY.idFromName(REGISTRY_NAME));
-}
-
-function bearer(header: string | undefined): string | undefined {
-  return /^Bearer\s+(\S+)$/i.exec(header ?? "")?.[1];
 }
 
 controlRoutes.get("/v1/bridges/:bridgeId/control", async (c) => {

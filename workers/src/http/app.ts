@@ -4,12 +4,16 @@
  *   GET /healthz                 → 200 {ok:true}
  *   GET /v1/media/:callId        → 101, after the call token is verified (401 JSON before any upgrade)
  *   GET /v1/calls/:callId        → the call report (status, transcript, per-turn timings); API token
+ *   POST /v1/calls, GET /v1/calls/:callId/progress, GET /v1/bridges, GET /v1/bridges/:id/control
+ *                                → outbound calls and the bridges' control sockets (../control/routes.ts)
  *
  * Authentication happens here, in the stateless Worker, so a bad token never wakes a Durable Object.
  */
 import { verifyCallToken } from "@patchbay/shared/token";
 import { Hono } from "hono";
 import { INTERNAL_CALL_ID_HEADER } from "../call/session";
+import { controlRoutes } from "../control";
+import { apiAuthorized, bearer } from "./auth";
 
 const CALL_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
@@ -46,35 +50,10 @@ app.get("/v1/calls/:callId", async (c) => {
   return stub.fetch("https://call.internal/internal/report");
 });
 
+app.route("/", controlRoutes);
+
 app.notFound((c) => c.json({ error: "not-found" }, 404));
 app.onError((error, c) => {
   console.error(JSON.stringify({ level: "error", msg: "request failed", error: error.message }));
   return c.json({ error: "internal" }, 500);
 });
-
-function bearer(header: string | undefined): string | undefined {
-  const match = /^Bearer\s+(\S+)$/i.exec(header ?? "");
-  return match?.[1];
-}
-
-/**
- * Constant-time check of the API token: both sides are hashed first, so the comparison is over equal
- * lengths and its time says nothing about how many leading characters matched.
- */
-export async function apiAuthorized(
-  header: string | undefined,
-  expected: string | undefined,
-): Promise<boolean> {
-  const presented = bearer(header);
-  if (!presented || !expected) return false;
-  const encoder = new TextEncoder();
-  const [a, b] = await Promise.all([
-    crypto.subtle.digest("SHA-256", encoder.encode(presented)),
-    crypto.subtle.digest("SHA-256", encoder.encode(expected)),
-  ]);
-  const left = new Uint8Array(a);
-  const right = new Uint8Array(b);
-  let difference = 0;
-  for (let i = 0; i < left.length; i++) difference |= left[i]! ^ right[i]!;
-  return difference === 0;
-}
