@@ -36,6 +36,8 @@ export interface SipCallerOptions {
   displayName?: string;
   codecs?: Array<"PCMU" | "PCMA">;
   dtmfPayloadType?: number;
+  /** Status reported in the final NOTIFY after a REFER (default 200); null sends no NOTIFY. */
+  referOutcome?: number | null;
 }
 
 export interface AnsweredCall {
@@ -229,6 +231,19 @@ export class SipCaller extends EventEmitter<CallerEvents> {
     return response.status;
   }
 
+  /** Final NOTIFY for an accepted REFER: the transfer target's status as a sipfrag. */
+  private async notifyReferOutcome(status: number): Promise<void> {
+    const reason = status >= 200 && status < 300 ? "OK" : "Failed";
+    await this.sendInDialog(
+      "NOTIFY",
+      { contentType: "message/sipfrag;version=2.0", body: `SIP/2.0 ${status} ${reason}\r\n` },
+      [
+        ["Event", "refer"],
+        ["Subscription-State", "terminated;reason=noresource"],
+      ],
+    ).catch(() => undefined);
+  }
+
   /** Whether the dialog is over (we sent or received a BYE). */
   get hungUp(): boolean {
     return this.ended;
@@ -322,9 +337,10 @@ export class SipCaller extends EventEmitter<CallerEvents> {
   private async sendInDialog(
     method: string,
     content?: { contentType: string; body: string },
+    extraHeaders: Array<[string, string]> = [],
   ): Promise<SipResponse> {
     const cseq = ++this.cseq;
-    const headers = this.dialogHeaders(method, generateBranch(), cseq);
+    const headers = [...this.dialogHeaders(method, generateBranch(), cseq), ...extraHeaders];
     if (content) headers.push(["Content-Type", content.contentType]);
     const request = createRequest(
       method,
@@ -408,7 +424,11 @@ export class SipCaller extends EventEmitter<CallerEvents> {
         this.emit("bye", message);
         break;
       case "REFER":
+        // Accept, then report the transfer's outcome like a phone that completed it (RFC 3515 NOTIFY with
+        // a message/sipfrag body): the bridge sends its BYE only after this final 2xx.
         reply(202, [["Contact", this.contact]]);
+        if (this.options.referOutcome !== null)
+          void this.notifyReferOutcome(this.options.referOutcome ?? 200);
         break;
       case "INVITE": {
         const body = sdpOffer(
