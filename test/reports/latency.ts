@@ -124,6 +124,14 @@ export function latencyMarkdown(title: string, turns: readonly TurnLatency[], no
     "",
     ...notes.map((note) => `- ${note}`),
     "",
+    "Columns: mouth-to-ear = caller's last voiced frame sent → first agent frame with speech energy received.",
+    "VAD/endpoint wait = the Worker's speech end → turn finalized (the agent's configured silence). STT, LLM",
+    "first token, TTS first audio = the Worker's own timestamps around each provider call. Transport in =",
+    "caller's last voiced frame → the Worker's speech-end decision (RTP, bridge jitter buffer, socket, VAD",
+    "frame). Transport out = the Worker's first agent frame sent → first *voiced* frame at the caller (socket,",
+    "bridge playout, RTP; also any leading silence in the TTS audio). Ours = mouth-to-ear minus endpoint and",
+    "providers = transport in + orchestration + transport out.",
+    "",
   ].join("\n");
 }
 
