@@ -8,6 +8,7 @@
  */
 import { bindCallToCloud } from "./bridge/call-binding";
 import type { BridgeConfig } from "./config/index";
+import { type RunningOutbound, startOutbound } from "./control/index";
 import type { Logger } from "./logging";
 import { createMediaEngine } from "./media/engine";
 import type { MediaStats } from "./media/types";
@@ -61,6 +62,30 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   });
 
   let draining = false;
+  const domain = config.sip.domain ?? config.sip.registrar.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  const outbound: RunningOutbound | undefined = service.registrarEndpoint
+    ? startOutbound({
+        outbound: config.outbound,
+        cloud: config.cloud,
+        sip: {
+          domain,
+          username: config.sip.username,
+          ...(config.sip.authUsername ? { authUsername: config.sip.authUsername } : {}),
+          password: config.sip.password,
+          proxy: service.registrarEndpoint,
+          rtpAddress: service.mediaAddress,
+        },
+        ua: service.ua!,
+        media,
+        logger: logger.child({ component: "outbound" }),
+        bridgeId,
+        bridgeVersion: BRIDGE_VERSION,
+        maxCalls: config.sip.maxConcurrentCalls,
+        activeCalls: () => calls.active + (outbound?.calls().length ?? 0),
+        health: () => (draining ? "draining" : "ok"),
+      })
+    : undefined;
+  if (outbound) logger.info({ bridgeId }, "outbound calls enabled: control channel to the Worker");
   const cloudReachable = cloudReachabilityProbe(config.cloud.url);
   const ops = await startOpsServer({
     host: config.http.host,
@@ -78,6 +103,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
+      outbound?.close();
+      await outbound?.hangupAll();
       await service.stop();
       await media.close();
       await ops.close();
@@ -90,13 +117,15 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     drainingPromise ??= (async () => {
       draining = true;
       calls.refuseNewCalls();
+      outbound?.close();
       await registration?.stop();
       const deadline = performance.now() + config.drainTimeoutS * 1000;
       logger.info(
         { activeCalls: calls.active, drainTimeoutS: config.drainTimeoutS },
         "draining: no new calls",
       );
-      while (calls.active > 0 && performance.now() < deadline) {
+      const active = () => calls.active + (outbound?.calls().length ?? 0);
+      while (active() > 0 && performance.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
       if (calls.active > 0)

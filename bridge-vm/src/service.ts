@@ -57,6 +57,10 @@ export class BridgeService {
   ua: UaCore | undefined;
   calls: CallManager | undefined;
   registration: Registration | undefined;
+  /** The resolved registrar, which is also the outbound proxy for calls we place. */
+  registrarEndpoint: Endpoint | undefined;
+  /** The address in our SDP c= lines. */
+  mediaAddress = "";
   private keepalive: Keepalive | undefined;
   private stopping: Promise<void> | undefined;
   private readonly clock: Clock;
@@ -87,6 +91,7 @@ export class BridgeService {
     const { config, logger } = this.options;
     const sip = config.sip;
     const registrar = await resolveHostPort(sip.registrar, sip.transport);
+    this.registrarEndpoint = registrar;
     const domain = sip.domain ?? sip.registrar.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
 
     // Default allow-list: every address the registrar's name resolves to (a PBX may answer from any).
@@ -152,6 +157,7 @@ export class BridgeService {
     this.ua = ua;
 
     const mediaAddress = sip.publicAddress ?? host;
+    this.mediaAddress = mediaAddress;
     this.calls = new CallManager({
       ua,
       clock: this.clock,

@@ -4,6 +4,7 @@
  * The environment variable for each key is listed in ENV_KEYS below (and in deploy/bridge.env.example).
  */
 import { z } from "zod";
+import { OUTBOUND_ENV_KEYS, outboundConfigSchema } from "../control/config";
 
 const port = z.coerce.number().int().min(1).max(65535);
 const bool = z.preprocess(
@@ -102,6 +103,8 @@ export const configSchema = z
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
     }),
     drainTimeoutS: z.coerce.number().int().min(0).max(86400).default(300),
+    /** Outbound calls through the Worker's control channel (off by default; see control/config.ts). */
+    outbound: outboundConfigSchema,
   })
   .refine((config) => config.cloud.fallback !== "transfer" || Boolean(config.cloud.fallbackTarget), {
     message: "required when cloud.fallback is transfer",
@@ -151,6 +154,7 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   HTTP_PORT: "http.port",
   LOG_LEVEL: "log.level",
   DRAIN_TIMEOUT: "drainTimeoutS",
+  ...OUTBOUND_ENV_KEYS,
 };
 
 /** Keys whose values must never be printed (logs, doctor output, error messages). */
