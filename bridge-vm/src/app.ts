@@ -54,6 +54,17 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       if (stats) yield { media: stats };
     }
   });
+  metrics.setEdgeStatsSource(() => {
+    const policy = service.policy?.counters;
+    const transports = Object.values(service.stats().transports);
+    return {
+      "source-not-allowed": policy?.refusedSource ?? 0,
+      "wrong-request-uri": policy?.refusedRequestUri ?? 0,
+      "rate-limited": policy?.rateLimited ?? 0,
+      malformed: transports.reduce((sum, stats) => sum + stats.rejected, 0),
+      dropped: transports.reduce((sum, stats) => sum + stats.dropped, 0),
+    };
+  });
   const registration = service.registration;
   registration?.on("registered", () => metrics.setRegistrationState("registered"));
   registration?.on("failed", ({ reason }) => {

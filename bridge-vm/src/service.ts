@@ -55,6 +55,8 @@ export class BridgeService {
   private transports: Transport[] = [];
   private layer: TransactionLayer | undefined;
   ua: UaCore | undefined;
+  /** Who may call: its counters feed patchbay_sip_rejected_total. */
+  policy: CallPolicy | undefined;
   calls: CallManager | undefined;
   registration: Registration | undefined;
   /** The resolved registrar, which is also the outbound proxy for calls we place. */
@@ -147,6 +149,7 @@ export class BridgeService {
       contactToken: this.contactToken,
       ...(this.options.acceptExtensionUser ? { acceptExtensionUser: sip.username } : {}),
     });
+    this.policy = policy;
     const ua = new UaCore({
       layer,
       policy,

@@ -304,18 +304,12 @@ describe("INVITEs that must never become calls", () => {
       expectRefusedFor([...refusals(bridge, SCANNER), ...refusals(bridge, PROBER)], "source-not-allowed");
     }
   });
-  /**
-   * patchbay_sip_rejected_total's help says "SIP requests refused or dropped at the edge, by reason
-   * (not-allowed, rate-limited, malformed, …)", but only call-level refusals feed it
-   * (bridge/call-binding.ts); the policy's refusals stay in CallPolicy.counters / UaCore.counters and the
-   * transport's drops in TransportStats, none exported. A scan is invisible on /metrics: nothing to alert
-   * on (sip-interop.md §3.3, Ops). Fix (app.ts / ops, not owned here): export those counters, e.g.
-   * patchbay_sip_rejected_total{reason="source-not-allowed"|"wrong-request-uri"|"rate-limited"|"malformed"}.
-   * `it.fails` until then: this passes once the scans above show up on /metrics.
-   */
-  it.fails("the scans above show up on /metrics as rejected requests", async () => {
+  /** Edge refusals are counted by reason on /metrics, so a scan is something to alert on (sip-interop.md §3.3, Ops). */
+  it("the scans above show up on /metrics as rejected requests", async () => {
     for (const bridge of [silent, loud]) {
       expect(await metricTotal(await opsUrlOf(bridge), "patchbay_sip_rejected_total")).toBeGreaterThan(0);
+      const text = await (await fetch(`${await opsUrlOf(bridge)}/metrics`)).text();
+      expect(text).toMatch(/^patchbay_sip_rejected_total\{reason="source-not-allowed"\} [1-9]/m);
     }
   });
 });

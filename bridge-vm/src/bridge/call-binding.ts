@@ -87,7 +87,11 @@ export function bindCallToCloud(call: InboundCall, deps: CallBindingDeps): void 
         ...(callMedia ? { media: callMedia.duplex.stats() } : {}),
       });
     } else {
-      metrics?.sipRejected(info.cause);
+      metrics?.callNotAnswered({
+        direction: "inbound",
+        outcome: info.cause,
+        ...(info.status ? { sipStatus: info.status } : {}),
+      });
     }
     const by = info.cause === "caller-hangup" || info.cause === "cancelled" ? "caller" : "bridge";
     link?.hangup(HANGUP_CAUSE[info.cause], by, info.status);

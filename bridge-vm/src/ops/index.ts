@@ -5,4 +5,4 @@ export {
   type OpsServer,
   startOpsServer,
 } from "./http";
-export { BridgeMetrics, type LiveCallStats, type RegistrationState } from "./metrics";
+export { BridgeMetrics, type EdgeRejections, type LiveCallStats, type RegistrationState } from "./metrics";

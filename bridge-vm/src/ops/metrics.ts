@@ -17,6 +17,11 @@ const REGISTRATION_STATES: readonly RegistrationState[] = [
   "failed",
 ];
 
+/** Cumulative counts of requests refused or dropped before they reach a call, by reason. */
+export type EdgeRejections = Partial<
+  Record<"source-not-allowed" | "wrong-request-uri" | "rate-limited" | "malformed" | "dropped", number>
+>;
+
 export interface LiveCallStats {
   media: MediaStats;
 }
@@ -48,12 +53,7 @@ export class BridgeMetrics {
     labelNames: ["direction", "outcome", "sip_status"],
     registers: [this.registry],
   });
-  private readonly sipRequestsRejected = new Counter({
-    name: "patchbay_sip_rejected_total",
-    help: "SIP requests refused or dropped at the edge, by reason (not-allowed, rate-limited, malformed, …)",
-    labelNames: ["reason"],
-    registers: [this.registry],
-  });
+  private edgeStats: () => EdgeRejections = () => ({});
   private readonly rtpPackets = new Counter({
     name: "patchbay_rtp_packets_total",
     help: "RTP packets of finished calls, by direction (in = from the PBX, out = to the PBX)",
@@ -110,6 +110,18 @@ export class BridgeMetrics {
     this.callsActive.set({ direction: "inbound" }, 0);
     this.callsActive.set({ direction: "outbound" }, 0);
     const live = this;
+    new Counter({
+      name: "patchbay_sip_rejected_total",
+      help: "SIP requests refused or dropped at the edge, by reason (source-not-allowed, wrong-request-uri, rate-limited, malformed, dropped)",
+      labelNames: ["reason"],
+      registers: [this.registry],
+      collect() {
+        // The counts live in the SIP layers (no metric objects on the packet path): copy them at scrape time.
+        this.reset();
+        for (const [reason, count] of Object.entries(live.edgeStats()))
+          if (count) this.inc({ reason }, count);
+      },
+    });
     new Gauge({
       name: "patchbay_live_rtp_loss_percent",
       help: "Mean inbound loss across calls in progress",
@@ -160,8 +172,17 @@ export class BridgeMetrics {
     this.registrationFailures.inc({ reason });
   }
 
-  sipRejected(reason: string): void {
-    this.sipRequestsRejected.inc({ reason });
+  setEdgeStatsSource(source: () => EdgeRejections): void {
+    this.edgeStats = source;
+  }
+
+  /** A call that ended before it was answered (CANCEL, 488, 486 …): an outcome, never an active call. */
+  callNotAnswered(details: { direction: "inbound" | "outbound"; outcome: string; sipStatus?: number }): void {
+    this.callsTotal.inc({
+      direction: details.direction,
+      outcome: details.outcome,
+      sip_status: details.sipStatus === undefined ? "none" : String(details.sipStatus),
+    });
   }
 
   callStarted(direction: "inbound" | "outbound"): void {

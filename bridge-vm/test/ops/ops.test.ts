@@ -41,7 +41,8 @@ describe("ops endpoint", () => {
     metrics.callEnded({ direction: "inbound", outcome: "caller-hangup", sipStatus: 200, media: mediaStats });
     metrics.turnTiming({ sttMs: 120, totalMs: 480 });
     metrics.cloudReconnected();
-    metrics.sipRejected("not-allowed");
+    metrics.setEdgeStatsSource(() => ({ "source-not-allowed": 7, "rate-limited": 0 }));
+    metrics.callNotAnswered({ direction: "inbound", outcome: "cancelled", sipStatus: 487 });
     metrics.setLiveStatsSource(() => [{ media: mediaStats }]);
     server = await startOpsServer({
       host: "127.0.0.1",
@@ -62,7 +63,12 @@ describe("ops endpoint", () => {
     expect(text).toContain("patchbay_rtp_packets_lost_total 3");
     expect(text).toContain('patchbay_turn_latency_ms_count{stage="total"} 1');
     expect(text).toContain("patchbay_cloud_reconnects_total 1");
-    expect(text).toContain('patchbay_sip_rejected_total{reason="not-allowed"} 1');
+    expect(text).toContain('patchbay_sip_rejected_total{reason="source-not-allowed"} 7');
+    expect(text).not.toContain('reason="rate-limited"');
+    expect(text).toContain(
+      'patchbay_calls_total{direction="inbound",outcome="cancelled",sip_status="487"} 1',
+    );
+    expect(text).toContain('patchbay_calls_active{direction="inbound"} 1'); // a call never answered is never active
     expect(text).toContain("patchbay_live_playout_queued_ms 120");
     expect(text).toContain("patchbay_process_cpu_seconds_total");
     expect(text).toContain("patchbay_process_resident_memory_bytes");
