@@ -14,8 +14,12 @@ import { type AnsweredCall, SipCaller } from "./sip-caller";
 
 const FRAME_SAMPLES = 160;
 const FRAME_MS = 20;
-/** A 20 ms frame louder than this counts as speech (espeak speech sits around -20 dBFS, idle G.711 at -inf). */
-export const SPEECH_DBFS = -45;
+/**
+ * A 20 ms frame louder than this counts as speech. espeak speech sits around -20 dBFS and idle G.711 decodes
+ * to digital zero (-inf); -55 rather than -45 catches soft onsets such as the "th" of "thank" (100 ms later
+ * at -45 dBFS), so mouth-to-ear is not inflated by a quiet first phoneme.
+ */
+export const SPEECH_DBFS = -55;
 
 export const epochNow = (): number => performance.timeOrigin + performance.now();
 
