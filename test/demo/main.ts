@@ -5,12 +5,13 @@
  * and each turn's latency split into its parts, and leaves the stereo recording and a latency report.
  * Exits 0 when the call went as scripted, 1 otherwise.
  */
-import { mkdir, stat } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { epochNow, Phone } from "../caller/phone";
 import { type TurnLatency, turnLatency, writeLatencyReport } from "../reports/latency";
 import { type CallReport, type Stack, startStack } from "../stack/stack";
+import { readWavFile } from "../support/audio";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const OUT_DIR = join(HERE, "out");
@@ -119,15 +120,18 @@ async function placeCall(stack: Stack): Promise<number> {
     if (final?.status !== "ended") ok = false;
 
     const recording = join(OUT_DIR, `${callId}.wav`);
-    const size = await stat(recording).then(
-      (s) => s.size,
-      () => 0,
-    );
-    say(
-      size > 44
-        ? `recording: ${relative(process.cwd(), recording)} (stereo WAV, ${Math.round(size / 1024)} KiB; left caller, right agent)`
-        : "recording: none written",
-    );
+    const wav = await readWavFile(recording).catch(() => undefined);
+    if (wav && wav.channels === 2) {
+      const seconds = wav.samples.length / wav.channels / wav.sampleRate;
+      say(
+        `recording: ${relative(process.cwd(), recording)} (stereo ${wav.sampleRate} Hz, ${seconds.toFixed(1)} s; left caller, right agent)`,
+      );
+    } else {
+      say(
+        `recording: ${wav ? `${wav.channels}-channel file, expected stereo` : "none written"} (${recording})`,
+      );
+      ok = false;
+    }
     const written = await writeLatencyReport("demo-latency", "pnpm demo: per-turn latency", latencies, [
       `providers: ${stack.providers}; pbx: ${stack.mode}`,
     ]);
