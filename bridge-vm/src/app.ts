@@ -6,7 +6,8 @@
  * elsewhere; new INVITEs get 503), let live calls finish for up to `drainTimeoutS`, then hang up the
  * rest cleanly. A second SIGTERM ends at once.
  */
-import { bindCallToCloud } from "./bridge/call-binding";
+import { randomBytes } from "node:crypto";
+import { CloudBinder } from "./bridge/call-binding";
 import type { BridgeConfig } from "./config/index";
 import { type RunningOutbound, startOutbound } from "./control/index";
 import type { Logger } from "./logging";
@@ -41,12 +42,16 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     },
     logger.child({ component: "media" }),
   );
-  const service = await BridgeService.start({ config, logger, mediaEngine: media });
+  const bridgeId = config.cloud.bridgeId ?? `bridge-${randomBytes(4).toString("hex")}`;
+  const binder = new CloudBinder({ config, logger, metrics, bridgeId, bridgeVersion: BRIDGE_VERSION });
+  const service = await BridgeService.start({
+    config,
+    logger,
+    mediaEngine: media,
+    beforeAnswer: binder.beforeAnswer,
+  });
   const calls = service.calls!;
-  const bridgeId = config.cloud.bridgeId ?? `bridge-${service.contactToken.slice(0, 8)}`;
-  calls.onCall((call) =>
-    bindCallToCloud(call, { config, logger, metrics, bridgeId, bridgeVersion: BRIDGE_VERSION }),
-  );
+  calls.onCall(binder.attach);
 
   metrics.setLiveStatsSource(function* () {
     for (const call of calls.list()) {

@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import type { CallDeps } from "./call/call";
 import { CallManager } from "./call/manager";
 import { PortReservingMediaEngine } from "./call/port-reserving-media";
 import type { BridgeConfig } from "./config";
@@ -40,6 +41,8 @@ export interface ServiceOptions {
    * calls from allowed sources (tests, trunks that dial the extension). Off by default.
    */
   acceptExtensionUser?: boolean;
+  /** Gate before each 200 OK: the app opens the agent's socket here (503 when it cannot). */
+  beforeAnswer?: CallDeps["beforeAnswer"];
   /** Skip REGISTER (direct-call tests without a registrar). */
   register?: boolean;
 }
@@ -184,6 +187,7 @@ export class BridgeService {
       },
       timers: layer.timers,
       maxConcurrentCalls: sip.maxConcurrentCalls,
+      ...(this.options.beforeAnswer ? { beforeAnswer: this.options.beforeAnswer } : {}),
       credentials: { username: sip.authUsername ?? sip.username, password: sip.password },
     });
 

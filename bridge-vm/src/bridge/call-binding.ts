@@ -1,11 +1,15 @@
 /**
- * Joins an answered SIP call to its cloud agent: opens the call's media socket on the media duplex,
- * carries the agent's hangup/transfer requests to the SIP call, and the SIP call's events (hold,
- * SIP INFO DTMF, end) to the agent. Also the one place that maps call outcomes into metrics.
+ * Joins each inbound SIP call to its cloud agent. The agent's media socket opens while the call
+ * rings (the call layer's answer gate), so:
+ *   - a Worker that cannot be reached becomes a 503 the PBX fails over on (or, if configured, the
+ *     call is answered and transferred to a human), instead of an answered call with nobody there;
+ *   - the agent's greeting is already queued when the caller hears the call connect.
+ * After answer it carries the agent's hangup/transfer requests to the SIP call and the call's hold,
+ * SIP INFO DTMF and end to the agent, and it is the one place that maps call outcomes into metrics.
  * Imports the call, cloud and ops layers; none of them imports this.
  */
 import type { CallMetadata, HangupCause } from "@patchbay/shared/protocol";
-import type { InboundCall } from "../call/call";
+import type { AnswerDecision, InboundCall } from "../call/call";
 import type { CallEndCause } from "../call/types";
 import { type CloudLink, openCloudLink } from "../cloud/index";
 import type { BridgeConfig } from "../config/index";
@@ -35,6 +39,8 @@ const HANGUP_CAUSE: Record<CallEndCause, HangupCause> = {
   error: "error",
 };
 
+const ANSWER: AnswerDecision = { ok: true };
+
 export function callMetadata(call: InboundCall, media: CallMedia): CallMetadata {
   const { info } = call;
   const agent = Object.entries(info.headers).find(([name]) => name.toLowerCase() === "x-patchbay-agent")?.[1];
@@ -51,85 +57,116 @@ export function callMetadata(call: InboundCall, media: CallMedia): CallMetadata 
   };
 }
 
-/** Watches one inbound call: from answer to end, it has a cloud link (or the fallback ran). */
-export function bindCallToCloud(call: InboundCall, deps: CallBindingDeps): void {
-  const { config, metrics } = deps;
-  const logger = call.logger;
-  let link: CloudLink | undefined;
-  let answeredAt = 0;
-  let callMedia: CallMedia | undefined;
+/** Hooks for the call manager: `attach` on every new call, `beforeAnswer` as its answer gate. */
+export class CloudBinder {
+  private readonly bindings = new WeakMap<InboundCall, CallBinding>();
 
-  call.on("answered", (media) => {
-    answeredAt = performance.now();
-    callMedia = media;
-    metrics?.callStarted("inbound");
-    void connect(media);
-  });
+  constructor(private readonly deps: CallBindingDeps) {}
 
-  call.on("mediaUpdated", (params) => {
-    link?.callState(params.direction === "sendrecv" ? "resumed" : "hold", performance.now() - answeredAt);
-  });
+  readonly attach = (call: InboundCall): void => {
+    this.bindings.set(call, new CallBinding(call, this.deps));
+  };
 
-  call.on("dtmf", (event) => {
-    link?.reportDtmf({
-      digit: event.digit,
-      durationMs: event.durationMs,
-      atMs: performance.now() - answeredAt,
+  readonly beforeAnswer = (call: InboundCall, media: CallMedia): Promise<AnswerDecision> =>
+    this.bindings.get(call)?.connect(media) ?? Promise.resolve(ANSWER);
+}
+
+class CallBinding {
+  private link: CloudLink | undefined;
+  private answeredAt = 0;
+  private media: CallMedia | undefined;
+  /** Fallback when the agent is unreachable and the deployment says "transfer": done once answered. */
+  private fallbackTarget: string | undefined;
+
+  constructor(
+    private readonly call: InboundCall,
+    private readonly deps: CallBindingDeps,
+  ) {
+    call.on("answered", (media) => this.onAnswered(media));
+    call.on("mediaUpdated", (params) => {
+      this.link?.callState(params.direction === "sendrecv" ? "resumed" : "hold", this.sinceAnswer());
     });
-  });
+    call.on("dtmf", (event) => {
+      this.link?.reportDtmf({ digit: event.digit, durationMs: event.durationMs, atMs: this.sinceAnswer() });
+    });
+    call.on("ended", (info) => {
+      const { metrics } = this.deps;
+      const outcome = {
+        direction: "inbound" as const,
+        outcome: info.cause,
+        ...(info.status ? { sipStatus: info.status } : {}),
+      };
+      if (this.answeredAt > 0) {
+        metrics?.callEnded({ ...outcome, ...(this.media ? { media: this.media.duplex.stats() } : {}) });
+      } else {
+        metrics?.callNotAnswered(outcome);
+      }
+      const by = info.cause === "caller-hangup" || info.cause === "cancelled" ? "caller" : "bridge";
+      this.link?.hangup(HANGUP_CAUSE[info.cause], by, info.status);
+    });
+  }
 
-  call.on("ended", (info) => {
-    if (answeredAt > 0) {
-      metrics?.callEnded({
-        direction: "inbound",
-        outcome: info.cause,
-        ...(info.status ? { sipStatus: info.status } : {}),
-        ...(callMedia ? { media: callMedia.duplex.stats() } : {}),
-      });
-    } else {
-      metrics?.callNotAnswered({
-        direction: "inbound",
-        outcome: info.cause,
-        ...(info.status ? { sipStatus: info.status } : {}),
+  private sinceAnswer(): number {
+    return this.answeredAt === 0 ? 0 : performance.now() - this.answeredAt;
+  }
+
+  private onAnswered(media: CallMedia): void {
+    this.answeredAt = performance.now();
+    this.media = media;
+    this.deps.metrics?.callStarted("inbound");
+    this.link?.callState("answered", 0);
+    const target = this.fallbackTarget;
+    if (target) {
+      this.call.transfer(target).catch((error: Error) => {
+        this.call.logger.error({ target, err: error.message }, "fallback transfer failed; hanging up");
+        void this.call.hangup("error");
       });
     }
-    const by = info.cause === "caller-hangup" || info.cause === "cancelled" ? "caller" : "bridge";
-    link?.hangup(HANGUP_CAUSE[info.cause], by, info.status);
-  });
+  }
 
-  async function connect(media: CallMedia): Promise<void> {
+  /** The answer gate: open the agent's socket while the call rings. */
+  async connect(media: CallMedia): Promise<AnswerDecision> {
+    const { config, metrics } = this.deps;
+    const call = this.call;
+    const logger = call.logger;
     if (!config.cloud.url || !config.cloud.secret) {
       logger.warn("no cloud configured (CLOUD_URL/CLOUD_SECRET): the call has media but no agent");
-      return;
+      return ANSWER;
     }
     const outcome = await openCloudLink({
       callId: call.info.id,
       metadata: callMetadata(call, media),
       duplex: media.duplex,
       logger,
-      bridgeId: deps.bridgeId,
-      bridgeVersion: deps.bridgeVersion,
+      bridgeId: this.deps.bridgeId,
+      bridgeVersion: this.deps.bridgeVersion,
       cloud: config.cloud,
     });
     if (call.ended) {
       if (outcome.ok) outcome.link.hangup(HANGUP_CAUSE[call.ended.cause], "caller");
-      return;
+      return ANSWER;
     }
     if (!outcome.ok) {
       metrics?.cloudLinkLost(outcome.error.reason);
       logger.error(
-        { reason: outcome.error.reason, err: outcome.error.message },
+        { reason: outcome.error.reason, err: outcome.error.message, fallback: outcome.fallback.action },
         "agent unreachable; applying fallback",
       );
       if (outcome.fallback.action === "transfer") {
-        call.transfer(outcome.fallback.target).catch(() => void call.hangup("error"));
-      } else {
-        void call.hangup("error");
+        this.fallbackTarget = outcome.fallback.target;
+        return ANSWER;
       }
-      return;
+      return { ok: false, status: outcome.fallback.sipStatus, reason: "agent unavailable", retryAfterS: 30 };
     }
-    link = outcome.link;
-    link.callState("answered", performance.now() - answeredAt);
+    this.link = outcome.link;
+    this.listen(outcome.link);
+    return ANSWER;
+  }
+
+  private listen(link: CloudLink): void {
+    const { metrics } = this.deps;
+    const call = this.call;
+    const logger = call.logger;
     link.on("connected", ({ reconnect }) => {
       if (reconnect) metrics?.cloudReconnected();
     });
@@ -141,9 +178,14 @@ export function bindCallToCloud(call: InboundCall, deps: CallBindingDeps): void 
       logger.info({ target, mode }, "agent asked for a transfer");
       call
         .transfer(target)
-        .then(() => link?.reportTransferResult({ ok: true, target }))
-        .catch((error: Error) =>
-          link?.reportTransferResult({ ok: false, target, reason: error.message.slice(0, 256) }),
+        .then(() => link.reportTransferResult({ ok: true, target }))
+        .catch((error: Error & { sipStatus?: number }) =>
+          link.reportTransferResult({
+            ok: false,
+            target,
+            reason: error.message.slice(0, 256),
+            ...(error.sipStatus === undefined ? {} : { sipStatus: error.sipStatus }),
+          }),
         );
     });
     link.on("turnTiming", (timing) => metrics?.turnTiming(timing));

@@ -75,8 +75,19 @@ interface PendingTransfer {
   settle(error?: TransferError): void;
 }
 
+/** What the answer gate decided: answer, or refuse with a final response (e.g. 503 so the PBX fails over). */
+export type AnswerDecision =
+  | { ok: true }
+  | { ok: false; status: number; reason: string; retryAfterS?: number };
+
 export interface CallDeps {
   ua: UaCore;
+  /**
+   * Runs after 180 Ringing, alongside the answer delay, with the call's media open: the 200 OK waits
+   * for it. The bridge opens the agent's socket here, so a Worker that cannot be reached becomes a
+   * 503 the PBX can fail over on, and the greeting is already queued when the call connects.
+   */
+  beforeAnswer?: (call: InboundCall, media: CallMedia) => Promise<AnswerDecision>;
   /** Digest credentials for challenges to our in-dialog requests (BYE, UPDATE, re-INVITE). */
   credentials?: { username: string; password: string };
   clock: Clock;
@@ -294,8 +305,26 @@ export class InboundCall implements DialogUser {
         }),
       );
     }
-    if (settings.answerDelayMs > 0) this.after(settings.answerDelayMs, () => this.answer());
-    else this.answer();
+    const media = this.media;
+    const gate: Promise<AnswerDecision> = this.deps.beforeAnswer
+      ? this.deps.beforeAnswer(this, media).catch((error: unknown) => {
+          this.logger.error({ err: error }, "answer gate failed");
+          return { ok: false, status: 500, reason: "internal error" };
+        })
+      : Promise.resolve({ ok: true });
+    const delay =
+      settings.answerDelayMs > 0
+        ? new Promise<void>((resolve) => this.after(settings.answerDelayMs, resolve))
+        : Promise.resolve();
+    const [decision] = await Promise.all([gate, delay]);
+    if (this.state !== "ringing") return; // CANCELled or hung up while we waited
+    if (!decision.ok) {
+      const headers: Array<[string, string]> =
+        decision.retryAfterS === undefined ? [] : [["Retry-After", String(decision.retryAfterS)]];
+      this.reject(decision.status, headers, decision.reason);
+      return;
+    }
+    this.answer();
   }
 
   private answer(): void {

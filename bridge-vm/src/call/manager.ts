@@ -12,7 +12,7 @@ import type { InviteServerTransaction } from "../sip/transaction/server";
 import type { BaseTimers } from "../sip/transaction/timers";
 import type { InboundMessage } from "../sip/transport/types";
 import type { InviteHandler, UaCore } from "../sip/ua/ua";
-import { type CallSettings, InboundCall } from "./call";
+import { type CallDeps, type CallSettings, InboundCall } from "./call";
 import type { CallEndCause } from "./types";
 
 export interface CallManagerOptions {
@@ -25,6 +25,8 @@ export interface CallManagerOptions {
   maxConcurrentCalls: number;
   /** Digest credentials for challenged in-dialog requests. */
   credentials?: { username: string; password: string };
+  /** Gate before each 200 OK (see CallDeps.beforeAnswer). */
+  beforeAnswer?: CallDeps["beforeAnswer"];
 }
 
 export interface CallManagerCounters {

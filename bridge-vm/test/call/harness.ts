@@ -2,7 +2,7 @@
  * A UA stack on a FakeTransport and a ManualClock, with a recording MediaEngine: enough to drive a call
  * through every timer without waiting. The transaction layer, UA core, policy and call code are real.
  */
-import { CallManager } from "../../src/call/manager";
+import { CallManager, type CallManagerOptions } from "../../src/call/manager";
 import type { CallEnded } from "../../src/call/types";
 import type { CallMedia, MediaEngine, MediaParams } from "../../src/media/types";
 import type { SipRequest } from "../../src/sip/message/types";
@@ -80,6 +80,7 @@ export interface StackOptions {
   sessionExpiresS?: number;
   minSessionExpiresS?: number;
   rejectMode?: "403" | "silent";
+  beforeAnswer?: CallManagerOptions["beforeAnswer"];
 }
 
 export function createStack(options: StackOptions = {}) {
@@ -107,6 +108,7 @@ export function createStack(options: StackOptions = {}) {
     timers: layer.timers,
     maxConcurrentCalls: options.maxConcurrentCalls ?? 10,
     credentials: { username: "1001", password: "hunter2" },
+    ...(options.beforeAnswer ? { beforeAnswer: options.beforeAnswer } : {}),
     settings: {
       sendRinging: options.sendRinging ?? true,
       answerDelayMs: options.answerDelayMs ?? 0,
