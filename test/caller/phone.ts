@@ -86,6 +86,10 @@ export class Phone {
   ) {
     this.sip = sip;
     this.rtp = rtp;
+    // A phone stops sending media when the far end hangs up.
+    sip.on("bye", () => {
+      this.mediaRunning = false;
+    });
   }
 
   static async open(options: PhoneOptions): Promise<Phone> {

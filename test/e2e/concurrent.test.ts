@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Phone } from "../caller/phone";
 import { type Stack, startStack } from "../stack/stack";
+import { assertNothingLeft } from "../support/process";
 
 const CALLS = 20;
 
@@ -19,6 +20,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.close();
+  assertNothingLeft(); // Kamailio and the bridge are gone with the stack
 });
 
 interface CallOutcome {

@@ -13,6 +13,7 @@ import { epochNow, Phone } from "../caller/phone";
 import { type TurnLatency, turnLatency, writeLatencyReport } from "../reports/latency";
 import { type CallReport, type Stack, startStack } from "../stack/stack";
 import { writeWav } from "../support/audio";
+import { assertNothingLeft } from "../support/process";
 
 const HOURS_REPLY = "We are open nine to five, Monday to Friday.";
 const PRICE_REPLY = "The basic plan costs ten dollars a month.";
@@ -34,6 +35,7 @@ afterAll(async () => {
     ]);
     console.info(`latency report: ${written.markdown}`);
   }
+  assertNothingLeft(); // Kamailio and the bridge are gone with the stack
 });
 
 async function dial(): Promise<{ phone: Phone; callId: string }> {
