@@ -581,7 +581,10 @@ export class Conversation implements CallAgent {
 
   #finishGeneration(turn: Turn): void {
     turn.generationDone = true;
-    if (turn.record.timestamps.firstFrameSentAt === undefined) this.#sendTiming(turn);
+    // A turn that spoke reports its timing at its first audio frame (TTS figures included); only a
+    // turn that produced no speech (tool calls only) reports here, when the model is done.
+    const { firstFrameSentAt, firstSpeakAt } = turn.record.timestamps;
+    if (firstFrameSentAt === undefined && firstSpeakAt === undefined) this.#sendTiming(turn);
     this.#maybeSettle(turn);
   }
 
