@@ -111,6 +111,8 @@ export class BridgeService {
       trace: sip.trace,
       // Malformed junk from strangers gets silence, like everything else from them.
       answerMalformedFrom: (source: Endpoint) => allowList.allows(source.address),
+      // A stranger's TCP connection is closed at accept, so it cannot hold sockets (AST-2016-005).
+      acceptFrom: (address: string) => allowList.allows(address),
     };
     const udp = new UdpTransport({ ...transportOptions, logger: logger.child({ component: "sip-udp" }) });
     await udp.listen();

@@ -224,16 +224,15 @@ describe("floods", () => {
   });
 
   /**
-   * AST-2016-005 (TCP connection exhaustion). The TCP listener accepts connections from any address and
-   * keeps an idle one for 15 min, under one global cap of 512 (bridge-vm/src/sip/transport/tcp.ts); the
-   * allow-list is applied only per message. A stranger holding 520 idle connections therefore locks the
-   * PBX out of TCP (and the bridge out of its own outgoing TCP connections) for 15 minutes.
-   * Fix (tcp.ts, not owned here): on accept, destroy sockets whose remote address the allow-list refuses
-   * (pass `allowList.allows` in like `answerMalformedFrom`), cap connections per source, and close a
-   * connection that has not delivered a valid SIP message within a few seconds.
-   * `it.fails` until then: this passes once the PBX's TCP call succeeds.
+   * AST-2016-005 (TCP connection exhaustion). The TCP listener used to accept connections from any address
+   * and keep an idle one for 15 min, under one global cap of 512 (bridge-vm/src/sip/transport/tcp.ts), the
+   * allow-list applied only per message: a stranger holding 520 idle connections locked the PBX out of TCP
+   * (and the bridge out of its own outgoing TCP connections) for 15 minutes.
+   * Fixed in tcp.ts: a socket whose remote address the allow-list refuses is closed at accept (service.ts
+   * passes `acceptFrom`), one address may hold at most 32 accepted connections, inbound connections leave
+   * 32 slots for the bridge's own outgoing ones, and a connection with no valid SIP message in 5 s is closed.
    */
-  it.fails("a stranger holding idle TCP connections does not lock the PBX out of TCP", async () => {
+  it("a stranger holding idle TCP connections does not lock the PBX out of TCP", async () => {
     const sockets: Socket[] = [];
     try {
       assertLoopback(STRANGER);

@@ -23,6 +23,12 @@ export interface TransportOptions {
    * answers only allowed sources, so a scanner's junk gets silence, never a fingerprint.
    */
   answerMalformedFrom?: (source: Endpoint) => boolean;
+  /**
+   * Whether to keep a stream connection from this remote address at all (default: yes). Checked when
+   * a TCP connection is accepted, before any byte is read, so a stranger cannot hold sockets open
+   * (AST-2016-005). The owner passes its source allow-list; the transport never imports it.
+   */
+  acceptFrom?: (address: string) => boolean;
 }
 
 type Listeners = { [E in keyof TransportEvents]: Set<TransportEvents[E]> };

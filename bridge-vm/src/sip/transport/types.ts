@@ -30,6 +30,11 @@ export interface TransportStats {
   /** Messages dropped without an answer (unparseable, oversize, responses to nothing). */
   dropped: number;
   sendErrors: number;
+  /**
+   * Stream connections closed at accept or before their first SIP message: refused source, per-source
+   * or inbound cap reached, or silent past the first-message deadline (TCP only).
+   */
+  refusedConnections?: number;
   lastDropCode?: SipParseErrorCode | "oversize" | "framing";
 }
 

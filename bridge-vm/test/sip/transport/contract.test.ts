@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../../src/logging";
 import { createResponse } from "../../../src/sip/message";
 import type { SipRequest } from "../../../src/sip/message/types";
-import { TcpTransport } from "../../../src/sip/transport/tcp";
+import { type TcpLimits, TcpTransport } from "../../../src/sip/transport/tcp";
 import type { InboundMessage, Transport, TransportProtocol } from "../../../src/sip/transport/types";
 import { UdpTransport } from "../../../src/sip/transport/udp";
 import { responseDestination } from "../../../src/sip/transport/via";
@@ -261,5 +261,137 @@ describe("TCP stream behaviour", () => {
     await client.send(build("z9hG4bK-r2"), destination);
     await until(() => inbound.length === 2);
     expect(inbound[0]!.connectionId).toBe(inbound[1]!.connectionId);
+  });
+});
+
+/**
+ * AST-2016-005: accepted TCP connections are a resource a stranger can hold without sending a byte.
+ * Mechanism: the listener kept any connection for 15 min under one global cap, checking the allow-list
+ * only per message. Fix: refuse at accept, cap per source, reserve outbound slots, deadline the first
+ * message. Limits are shrunk here so each case runs in milliseconds.
+ */
+describe("TCP connection limits (AST-2016-005)", () => {
+  async function startTcp(
+    limits: Partial<TcpLimits>,
+    acceptFrom?: (address: string) => boolean,
+  ): Promise<{ transport: TcpTransport; inbound: InboundMessage[] }> {
+    const transport = new TcpTransport({
+      address: "127.0.0.1",
+      port: 0,
+      logger: silentLogger(),
+      limits,
+      ...(acceptFrom ? { acceptFrom } : {}),
+    });
+    await transport.listen();
+    transports.push(transport);
+    const inbound: InboundMessage[] = [];
+    transport.on("message", (message) => inbound.push(message));
+    return { transport, inbound };
+  }
+
+  /** Connects a raw socket and resolves once the server has either kept it or closed it. */
+  function openRaw(port: number): Promise<{ socket: TcpSocket; closed: Promise<void> }> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ port, host: "127.0.0.1" });
+      socket.on("error", () => undefined);
+      const closed = new Promise<void>((done) => socket.once("close", () => done()));
+      socket.resume();
+      socket.once("connect", () => resolve({ socket, closed }));
+      socket.once("error", reject);
+    });
+  }
+
+  const opened: TcpSocket[] = [];
+  afterEach(() => {
+    for (const socket of opened.splice(0)) socket.destroy();
+  });
+
+  async function isOpenAfter(closed: Promise<void>, ms: number): Promise<boolean> {
+    return Promise.race([
+      closed.then(() => false),
+      new Promise<boolean>((r) => setTimeout(() => r(true), ms)),
+    ]);
+  }
+
+  it("closes a connection from a refused source at accept, before it sends anything", async () => {
+    const asked: string[] = [];
+    const { transport, inbound } = await startTcp({}, (address) => {
+      asked.push(address);
+      return false;
+    });
+    const { socket, closed } = await openRaw(transport.local.port);
+    opened.push(socket);
+    await closed;
+    expect(asked).toEqual(["127.0.0.1"]);
+    expect(transport.stats().refusedConnections).toBe(1);
+    expect(inbound).toHaveLength(0);
+  });
+
+  it("keeps connections from an allowed source and delivers their messages", async () => {
+    const { transport, inbound } = await startTcp({}, () => true);
+    const peer = await rawPeer("tcp", transport.local.port);
+    peers.push(peer);
+    peer.send(options("tcp", peer.port));
+    await until(() => inbound.length === 1);
+    expect(transport.stats().refusedConnections ?? 0).toBe(0);
+  });
+
+  it("caps accepted connections per source address, and frees a slot when one closes", async () => {
+    const { transport } = await startTcp({ maxPerSource: 3 });
+    const raws = [];
+    for (let i = 0; i < 4; i++) {
+      const raw = await openRaw(transport.local.port);
+      opened.push(raw.socket);
+      raws.push(raw);
+    }
+    await raws[3]!.closed;
+    for (const raw of raws.slice(0, 3)) expect(await isOpenAfter(raw.closed, 50)).toBe(true);
+    expect(transport.stats().refusedConnections).toBe(1);
+
+    raws[0]!.socket.destroy();
+    await raws[0]!.closed;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const again = await openRaw(transport.local.port);
+    opened.push(again.socket);
+    expect(await isOpenAfter(again.closed, 50)).toBe(true);
+  });
+
+  it("closes an accepted connection that sends no valid SIP message before the deadline", async () => {
+    const { transport } = await startTcp({ firstMessageMs: 100 });
+    const silent = await openRaw(transport.local.port);
+    opened.push(silent.socket);
+    // A CRLF keepalive is not a SIP message: it does not buy time.
+    silent.socket.write("\r\n\r\n");
+    await silent.closed;
+    expect(transport.stats().refusedConnections).toBe(1);
+
+    const talker = await rawPeer("tcp", transport.local.port);
+    peers.push(talker);
+    talker.send(options("tcp", talker.port));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    talker.send(options("tcp", talker.port, "z9hG4bK-later"));
+    await until(() => transport.stats().received === 2);
+    expect(transport.stats().refusedConnections).toBe(1);
+  });
+
+  it("keeps reserved slots for outgoing connections when inbound ones fill the cap", async () => {
+    const { transport: server, inbound } = await startTcp({});
+    const { transport: client } = await startTcp({ maxConnections: 4, reservedOutbound: 1 });
+    const raws = [];
+    for (let i = 0; i < 4; i++) {
+      const raw = await openRaw(client.local.port);
+      opened.push(raw.socket);
+      raws.push(raw);
+    }
+    await raws[3]!.closed;
+    expect(client.stats().refusedConnections).toBe(1);
+
+    const { parseSipMessage } = await import("../../../src/sip/message");
+    const parsed = parseSipMessage(
+      new TextEncoder().encode(options("tcp", client.local.port, "z9hG4bK-out")),
+    );
+    if (!parsed.ok) throw new Error("bad test message");
+    await client.send(parsed.message, { protocol: "tcp", address: "127.0.0.1", port: server.local.port });
+    await until(() => inbound.length === 1);
   });
 });
