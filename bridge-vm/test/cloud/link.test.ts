@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { decodeG711Sample } from "@patchbay/shared/audio";
 import { CloseCode, encodeAudioFrame, FrameFlag, FrameKind } from "@patchbay/shared/protocol";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -129,8 +130,15 @@ describe("CloudLink", () => {
     expect(link.counters.agentBytesTranscoded).toBe(160);
   });
 
+  /**
+   * The outage must last long enough for the test to talk into it: with a 0 ms first retry the
+   * reconnect can finish between two polls of `link.state`, so these tests wait for the
+   * "disconnected" event and give the first retry a delay.
+   */
+  const slowFirstRetry = { reconnectDelaysMs: [100, 20, 50] };
+
   it("survives a dropped socket: reconnects, resumes, and delivers the audio buffered in the gap", async () => {
-    const link = makeLink();
+    const link = makeLink(slowFirstRetry);
     const events: string[] = [];
     link.on("connected", ({ resumed }) => events.push(resumed ? "resumed" : "connected"));
     link.on("lost", () => events.push("lost"));
@@ -138,8 +146,10 @@ describe("CloudLink", () => {
     duplex.emitCallerFrames(10);
     await until(() => worker.frames.length === 10);
 
+    const disconnected = once(link, "disconnected");
     worker.drop();
-    await until(() => link.state === "reconnecting");
+    await disconnected;
+    expect(link.state).toBe("reconnecting");
     duplex.emitCallerFrames(20); // caller keeps talking during the outage
     duplex.emitMarkPlayed("clause-9");
     await until(() => link.state === "connected");
@@ -157,13 +167,12 @@ describe("CloudLink", () => {
   });
 
   it("keeps only the newest audio when an outage outlasts the buffer, and counts the rest", async () => {
-    const link = makeLink({ bufferMs: 200 }); // 10 frames
+    const link = makeLink({ bufferMs: 200, ...slowFirstRetry }); // 10 frames
     await link.start();
+    const disconnected = once(link, "disconnected");
     worker.drop();
-    await until(() => link.state === "reconnecting");
-    worker.rejectAll = true; // keep it down while the caller talks
-    duplex.emitCallerFrames(25);
-    worker.rejectAll = false;
+    await disconnected;
+    duplex.emitCallerFrames(25); // the caller talks while the link is down
     await until(() => worker.frames.length === 10);
     expect(worker.frames.map((frame) => frame.seq)).toEqual([15, 16, 17, 18, 19, 20, 21, 22, 23, 24]);
     expect(link.counters.framesDroppedWhileDown).toBe(15);
