@@ -148,19 +148,19 @@ describe("RTP bleed", () => {
     }
   });
   /**
-   * The latch's one opening (bridge-vm/src/media/latch.ts): until it locks, any port on the SDP's IP may
+   * The latch's former opening (bridge-vm/src/media/latch.ts): until it locked, any port on the SDP's IP may
    * win probation. Packets from the PBX's IP but another port, sprayed in the window between our 200 OK
    * and the PBX's first RTP, lock the call onto that port; the PBX's real stream from the SDP port is
    * then ignored and our audio goes to the attacker's port for the rest of the call. Over the internet
    * this needs the PBX's address as source (spoofable over UDP) and the RTP port (one of ~5,000 even
    * ports), and a spoofer does not receive the audio, so it is a denial of service on one call rather
    * than a capture, unless the attacker shares the PBX's host or NAT.
-   * sip-interop.md §3.3 asks to learn only "within a window after (re)negotiation". Fix (latch.ts, not owned
-   * here): prefer the exact SDP ip:port, i.e. while packets come from it, never lock elsewhere, and if
-   * locked elsewhere, move back to it after `probation` sequential packets from it; close the learning
-   * window a few seconds after the answer. `it.fails` until then: passes once the PBX keeps its audio.
+   * sip-interop.md §3.3 asks to learn only "within a window after (re)negotiation". Fixed in latch.ts: the
+   * exact SDP ip:port is preferred (another port may lock only after it has been silent for 1 s since the
+   * answer, and `probation` sequential packets from it move the latch back), and the learning window
+   * closes 5 s after the answer.
    */
-  it.fails("RTP sprayed from the PBX's own IP before its stream starts does not take the call's audio", async () => {
+  it("RTP sprayed from the PBX's own IP before its stream starts does not take the call's audio", async () => {
     const media = await RtpPeer.start({ port: (await freePortPair(PBX)).rtp, host: PBX });
     const sameHost = await UdpAttacker.bind(PBX);
     try {

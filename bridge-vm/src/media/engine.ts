@@ -15,6 +15,7 @@ import { lookup as dnsLookup } from "node:dns";
 import { isIPv4 } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { BridgeConfig } from "../config/schema";
+import type { LatchTiming } from "./latch";
 import type { MediaLogger } from "./logger";
 import { PortPool } from "./port-pool";
 import { WavRecorder } from "./recording/wav-recorder";
@@ -26,6 +27,8 @@ export interface MediaEngineOptions {
   portMin: number;
   portMax: number;
   latch: boolean;
+  /** When a NAT'd source may be learned; defaults in latch.ts (tests shorten them). */
+  latchTiming?: LatchTiming;
   timeoutS: number;
   idle: "silence" | "none";
   recording: { enabled: boolean; path: string };
@@ -181,6 +184,7 @@ export function createMediaEngine(
           params: open.params,
           ...(open.extraMediaAddresses ? { extraAddresses: open.extraMediaAddresses } : {}),
           latch: settings.latch,
+          ...(settings.latchTiming ? { latchTiming: settings.latchTiming } : {}),
           timeoutS: settings.timeoutS,
           idle: settings.idle,
           ...(settings.rtcpIntervalMs !== undefined ? { rtcpIntervalMs: settings.rtcpIntervalMs } : {}),

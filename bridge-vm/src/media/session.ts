@@ -16,7 +16,7 @@ import type { Socket } from "node:dgram";
 import { BYTES_PER_FRAME, decodeG711, FRAME_MS, type G711Codec } from "@patchbay/shared/audio";
 import { DtmfReceiver } from "./dtmf/dtmf";
 import { JitterBuffer } from "./jitter/jitter-buffer";
-import { SourceLatch } from "./latch";
+import { type LatchTiming, SourceLatch } from "./latch";
 import { Listeners } from "./listeners";
 import type { MediaLogger } from "./logger";
 import { type IdleMode, PlayoutPacer } from "./playout/pacer";
@@ -40,6 +40,7 @@ export interface SessionOptions {
   params: MediaParams;
   extraAddresses?: readonly string[];
   latch: boolean;
+  latchTiming?: LatchTiming;
   timeoutS: number;
   idle: IdleMode;
   /** Mean RTCP report interval (RFC 3550 randomises it by ±50 %); Asterisk uses 5 s. */
@@ -128,6 +129,8 @@ export class MediaSession implements CallMedia {
       expected: { address: options.params.remoteAddress, port: options.params.remotePort },
       extraAddresses: this.extraAddresses,
       latch: options.latch,
+      ...options.latchTiming,
+      clock: options.clock,
     });
     this.jitter = new JitterBuffer({ codec: options.params.codec });
     this.pacer = new PlayoutPacer(
@@ -183,6 +186,8 @@ export class MediaSession implements CallMedia {
   start(): void {
     if (this.closing) return;
     this.startRequested = true;
+    // The answer: the latch's learning window now runs for a few seconds, then closes.
+    this.latch.startMedia();
   }
 
   /** Called by the shared scheduler in this call's slot. */
