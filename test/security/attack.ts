@@ -259,14 +259,22 @@ export async function opsUrlOf(bridge: BridgeInstance): Promise<string> {
 }
 
 /** Sum of every sample of a metric family in the bridge's /metrics (0 when it has no samples yet). */
-export async function metricTotal(opsUrl: string, name: string): Promise<number> {
+/** Sum of a metric's samples, only those whose labels include every `labels` pair when given. */
+export async function metricTotal(
+  opsUrl: string,
+  name: string,
+  labels: Readonly<Record<string, string>> = {},
+): Promise<number> {
   const response = await fetch(`${opsUrl}/metrics`);
   const text = await response.text();
+  const wanted = Object.entries(labels).map(([label, value]) => `${label}="${value}"`);
   let total = 0;
   for (const line of text.split("\n")) {
     if (!line.startsWith(name)) continue;
     const rest = line.slice(name.length);
     if (rest[0] !== " " && rest[0] !== "{") continue;
+    const labelText = rest[0] === "{" ? rest.slice(1, rest.indexOf("}")) : "";
+    if (!wanted.every((pair) => labelText.split(",").includes(pair))) continue;
     total += Number(line.slice(line.lastIndexOf(" ") + 1));
   }
   return total;

@@ -155,6 +155,11 @@ describe("malformed messages from an allowed source", () => {
       timeoutMs: 20_000,
     });
     expect(result.exitCode, describeSippResult(result)).toBe(0);
-    expect(await metricTotal(await opsUrlOf(bridge), "patchbay_calls_total")).toBe(1);
+    const opsUrl = await opsUrlOf(bridge);
+    // The one answered call, ended by the caller's BYE...
+    expect(await metricTotal(opsUrl, "patchbay_calls_total", { outcome: "caller-hangup" })).toBe(1);
+    // ...and the two well-formed INVITEs with impossible SDP, recorded as refused with 400, never answered.
+    expect(await metricTotal(opsUrl, "patchbay_calls_total", { sip_status: "400" })).toBe(2);
+    expect(await metricTotal(opsUrl, "patchbay_calls_total")).toBe(3);
   });
 });
