@@ -45,6 +45,9 @@ describe("control messages", () => {
       { type: "mark", name: "clause-3" },
       { type: "hangup", cause: "agent-hangup" },
       { type: "transfer", target: "sip:100@pbx", mode: "blind" },
+      { type: "transfer", target: "2001", mode: "warm", summary: "Ann, asking about a refund" },
+      { type: "transfer_join" },
+      { type: "transfer_cancel" },
       { type: "send_dtmf", digits: "12#" },
       { type: "turn_timing", turn: 2, sttMs: 120, totalMs: 480 },
       { type: "error", code: "provider-failure", message: "tts down" },
@@ -54,6 +57,12 @@ describe("control messages", () => {
         message: { type: message.type },
       });
     }
+  });
+
+  it("accept warm transfer progress from the bridge and refuse an unknown state", () => {
+    const progress = { type: "transfer_progress", target: "2001", state: "consulting", atMs: 12_000 };
+    expect(parseBridgeMessage(JSON.stringify(progress))).toMatchObject({ ok: true, message: progress });
+    expect(parseBridgeMessage(JSON.stringify({ ...progress, state: "joined" }))).toMatchObject({ ok: false });
   });
 
   it("name what is wrong with a bad message instead of throwing", () => {

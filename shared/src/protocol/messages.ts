@@ -111,6 +111,18 @@ export const transferResultMessage = z.object({
   reason: z.string().max(256).optional(),
 });
 
+/**
+ * Warm transfer progress (after a `transfer` with mode "warm"): the human's leg is being dialled, is
+ * ringing, or answered. From `consulting` until the legs are joined, agent audio plays to the human
+ * (not the caller, who hears silence) and the caller frames the Worker receives are the human's.
+ */
+export const transferProgressMessage = z.object({
+  type: z.literal("transfer_progress"),
+  target: z.string().max(512),
+  state: z.enum(["dialing", "ringing", "consulting"]),
+  atMs: z.number().nonnegative(),
+});
+
 export const statsMessage = z.object({
   type: z.literal("stats"),
   atMs: z.number().nonnegative(),
@@ -138,6 +150,7 @@ export const bridgeMessage = z.discriminatedUnion("type", [
   callStateMessage,
   bridgeHangupMessage,
   transferResultMessage,
+  transferProgressMessage,
   statsMessage,
 ]);
 export type BridgeMessage = z.infer<typeof bridgeMessage>;
@@ -171,6 +184,16 @@ export const transferMessage = z.object({
   summary: z.string().max(4096).optional(),
 });
 
+/**
+ * Warm transfer: join the caller and the human once the agent audio queued before this message (the
+ * summary) has been played to the human. The bridge then answers `transfer_result` and, when it is
+ * ok, ends the agent's part of the call with `hangup {cause: "transferred"}`.
+ */
+export const transferJoinMessage = z.object({ type: z.literal("transfer_join") });
+
+/** Warm transfer: give up on the human (the agent changed its mind); the caller stays with the agent. */
+export const transferCancelMessage = z.object({ type: z.literal("transfer_cancel") });
+
 export const sendDtmfMessage = z.object({
   type: z.literal("send_dtmf"),
   digits: z.string().regex(/^[0-9*#A-D]{1,32}$/),
@@ -199,6 +222,8 @@ export const workerMessage = z.discriminatedUnion("type", [
   markMessage,
   workerHangupMessage,
   transferMessage,
+  transferJoinMessage,
+  transferCancelMessage,
   sendDtmfMessage,
   turnTimingMessage,
   errorMessage,
