@@ -10,7 +10,7 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { epochNow, Phone } from "../caller/phone";
 import { type TurnLatency, turnLatency, writeLatencyReport } from "../reports/latency";
-import { type CallReport, type Stack, startStack } from "../stack/stack";
+import { type CallReport, type RemoteWorker, type Stack, startStack } from "../stack/stack";
 import { readWavFile } from "../support/audio";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -23,33 +23,68 @@ const say = (line: string) => process.stdout.write(`${stamp()}  ${line}\n`);
 
 function usage(): never {
   process.stdout.write(
-    "usage: pnpm demo [--direct]\n  --direct   call the bridge without Kamailio\n  --remote   see test/demo/README.md (not verified offline)\n",
+    [
+      "usage: pnpm demo [--direct] [--remote]",
+      "  --direct   call the bridge without Kamailio",
+      "  --remote   use a deployed Worker instead of a local one: PATCHBAY_WORKER_URL, BRIDGE_SECRET and",
+      "             API_TOKEN name it (its agent and providers are the deployment's: Workers AI, Deepgram…)",
+      "",
+    ].join("\n"),
   );
   process.exit(2);
+}
+
+/** The deployed Worker named by the environment, or the one variable that is missing. */
+function remoteWorkerFromEnv(
+  environment: Readonly<Record<string, string | undefined>>,
+): RemoteWorker | { missing: string } {
+  const url = environment.PATCHBAY_WORKER_URL;
+  const bridgeSecret = environment.BRIDGE_SECRET;
+  const apiToken = environment.API_TOKEN;
+  if (!url)
+    return {
+      missing: "PATCHBAY_WORKER_URL (the deployed Worker's URL, e.g. https://patchbay.<you>.workers.dev)",
+    };
+  if (!/^https?:\/\//.test(url))
+    return { missing: "PATCHBAY_WORKER_URL must start with https:// (or http://)" };
+  if (!bridgeSecret)
+    return { missing: "BRIDGE_SECRET (the value you gave `wrangler secret put BRIDGE_SECRET`)" };
+  if (!apiToken) return { missing: "API_TOKEN (the value you gave `wrangler secret put API_TOKEN`)" };
+  return { url, bridgeSecret, apiToken };
 }
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   if (args.includes("--help") || args.includes("-h")) usage();
+  let remoteWorker: RemoteWorker | undefined;
   if (args.includes("--remote")) {
-    say(
-      "--remote needs a Cloudflare account and a deployed Worker; it is not wired into this offline build (see test/demo/README.md).",
-    );
-    return 2;
+    const remote = remoteWorkerFromEnv(process.env);
+    if ("missing" in remote) {
+      say(`--remote: set ${remote.missing}`);
+      return 2;
+    }
+    remoteWorker = remote;
   }
   await mkdir(OUT_DIR, { recursive: true });
-  say("starting: providers, Worker (workerd), PBX, bridge …");
+  say(remoteWorker ? "starting: PBX, bridge …" : "starting: providers, Worker (workerd), PBX, bridge …");
   const stack = await startStack({
     direct: args.includes("--direct"),
+    ...(remoteWorker ? { remoteWorker } : {}),
     bridgeEnv: { RECORDING_ENABLED: "true", RECORDING_PATH: join(OUT_DIR, "{callId}.wav") },
   });
   try {
     say(
       stack.providers === "offline"
         ? `providers: offline demo providers at ${stack.offline?.url} (espeak-ng, PocketSphinx, scripted agent)`
-        : "providers: real (keys from the environment, passed to the Worker as secrets)",
+        : stack.providers === "remote"
+          ? "providers: those of the deployed Worker's agent"
+          : "providers: real (keys from the environment, passed to the Worker as secrets)",
     );
-    say(`worker:    ${stack.workerUrl} (wrangler test harness, env "offline")`);
+    say(
+      stack.harness
+        ? `worker:    ${stack.workerUrl} (wrangler test harness, env "offline")`
+        : `worker:    ${stack.workerUrl} (deployed)`,
+    );
     say(
       stack.mode === "kamailio"
         ? `pbx:       Kamailio ${stack.sip.proxy.host}:${stack.sip.proxy.port}; bridge registered as 1050 with digest auth`

@@ -260,9 +260,9 @@ describe("the bridge↔Worker socket is cut mid-call", () => {
     try {
       await phone.listen(phone.answeredAt, { startTimeoutMs: 8_000 });
       const evictedAt = Date.now();
-      await stack.harness
-        .getWorker()
-        .evictDurableObject("CallSession", { name: callId, webSockets: "close" });
+      const harness = stack.harness;
+      if (!harness) throw new Error("this test needs the local Worker's harness");
+      await harness.getWorker().evictDurableObject("CallSession", { name: callId, webSockets: "close" });
       await phone.waitUntil(
         "the bridge to reconnect",
         () => (stack.callLogs(callId).some((line) => line.msg === "media socket resumed") ? true : undefined),

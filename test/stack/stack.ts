@@ -57,9 +57,21 @@ export interface CallReport {
   }[];
 }
 
+/** A Worker already running elsewhere (a deployment): the stack then starts no Worker and no providers. */
+export interface RemoteWorker {
+  /** Base URL, e.g. https://patchbay.example.workers.dev */
+  url: string;
+  /** The Worker's BRIDGE_SECRET (the bridge signs its call tokens with it). */
+  bridgeSecret: string;
+  /** The Worker's API_TOKEN (GET /v1/calls/:id). */
+  apiToken: string;
+}
+
 export interface StackOptions {
   /** "offline" (default when OPENAI_API_KEY is unset): the local espeak/PocketSphinx/scripted server. */
   providers?: "offline" | "real";
+  /** Use this Worker instead of starting one in workerd; its providers are whatever it is configured with. */
+  remoteWorker?: RemoteWorker;
   /** Environment to read provider keys from (default process.env). */
   environment?: Readonly<Record<string, string | undefined>>;
   /** Force a direct call to the bridge even when Kamailio is installed. */
@@ -72,14 +84,16 @@ export interface StackOptions {
 
 export interface Stack {
   mode: "kamailio" | "direct";
-  providers: "offline" | "real";
+  /** "remote": the providers of the remote Worker's deployment. */
+  providers: "offline" | "real" | "remote";
   /** Where the caller sends its INVITE and the Request-URI to use. */
   sip: { proxy: { host: string; port: number }; target: string; callerHost: string };
   workerUrl: string;
   bridge: BridgeInstance;
   kamailio?: KamailioInstance;
   offline?: OfflineProviders;
-  harness: TestHarness;
+  /** The local Worker's test harness; absent with a remote Worker. */
+  harness?: TestHarness;
   /** GET /v1/calls/:id with the API token; undefined while the Durable Object does not know the call. */
   callReport(callId: string): Promise<CallReport | undefined>;
   /** The bridge's ops port /metrics text. */
@@ -93,7 +107,8 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-function resolveProviders(options: StackOptions): "offline" | "real" {
+function resolveProviders(options: StackOptions): Stack["providers"] {
+  if (options.remoteWorker) return "remote";
   if (options.providers) return options.providers;
   const env = options.environment ?? process.env;
   return env.OPENAI_API_KEY ? "real" : "offline";
@@ -120,30 +135,37 @@ async function start(
 ): Promise<Stack> {
   const providers = resolveProviders(options);
   const environment = options.environment ?? process.env;
-  const bridgeSecret = randomBytes(24).toString("hex");
-  const apiToken = randomBytes(24).toString("hex");
+  const remote = options.remoteWorker;
+  const bridgeSecret = remote?.bridgeSecret ?? randomBytes(24).toString("hex");
+  const apiToken = remote?.apiToken ?? randomBytes(24).toString("hex");
 
   let offline: OfflineProviders | undefined;
-  const secrets: Record<string, string> = { BRIDGE_SECRET: bridgeSecret, API_TOKEN: apiToken };
-  if (providers === "offline") {
-    offline = await startOfflineProviders({ port: 0 });
-    cleanups.push(() => offline!.close());
-    secrets.OPENAI_BASE_URL = `${offline.url}/v1`;
-    secrets.OPENAI_API_KEY = "offline-demo";
+  let harness: TestHarness | undefined;
+  let workerUrl: string;
+  if (remote) {
+    workerUrl = remote.url.replace(/\/$/, "");
   } else {
-    for (const key of PROVIDER_KEYS) {
-      const value = environment[key];
-      if (value) secrets[key] = value;
+    const secrets: Record<string, string> = { BRIDGE_SECRET: bridgeSecret, API_TOKEN: apiToken };
+    if (providers === "offline") {
+      offline = await startOfflineProviders({ port: 0 });
+      cleanups.push(() => offline!.close());
+      secrets.OPENAI_BASE_URL = `${offline.url}/v1`;
+      secrets.OPENAI_API_KEY = "offline-demo";
+    } else {
+      for (const key of PROVIDER_KEYS) {
+        const value = environment[key];
+        if (value) secrets[key] = value;
+      }
     }
+    // Miniflare otherwise fetches a Request.cf sample from workers.cloudflare.com: no traffic off loopback.
+    process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
+    const local = createTestHarness({
+      workers: [{ configPath: join(REPO_ROOT, "wrangler.toml"), env: "offline", secrets }],
+    });
+    harness = local;
+    cleanups.push(() => local.close());
+    workerUrl = (await local.listen()).url.toString().replace(/\/$/, "");
   }
-
-  // Miniflare otherwise fetches a Request.cf sample from workers.cloudflare.com: no traffic off loopback.
-  process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
-  const harness = createTestHarness({
-    workers: [{ configPath: join(REPO_ROOT, "wrangler.toml"), env: "offline", secrets }],
-  });
-  cleanups.push(() => harness.close());
-  const workerUrl = (await harness.listen()).url.toString().replace(/\/$/, "");
 
   const password = randomBytes(9).toString("hex");
   const useKamailio = !options.direct && existsSync(KAMAILIO_BIN);
@@ -203,7 +225,7 @@ async function start(
     bridge,
     ...(kamailio ? { kamailio } : {}),
     ...(offline ? { offline } : {}),
-    harness,
+    ...(harness ? { harness } : {}),
     async callReport(callId) {
       const response = await fetch(`${workerUrl}/v1/calls/${callId}`, {
         headers: { Authorization: `Bearer ${apiToken}` },
