@@ -62,7 +62,20 @@ export interface CloudLinkOptions {
 
 export type LinkState = "connecting" | "connected" | "reconnecting" | "closed";
 
-export type LostReason = "unauthorized" | "call-ended" | "superseded" | "outage" | "protocol-version";
+export type LostReason =
+  | "unauthorized"
+  | "call-ended"
+  | "superseded"
+  | "outage"
+  | "protocol-version"
+  | "protocol-error";
+
+/**
+ * A Worker that closes with 4400 (it could not parse something we sent) is worth reconnecting to once
+ * or twice: the call survives a one-off bad message. More than this many in one call is a bug that
+ * would otherwise turn into an endless reconnect loop.
+ */
+const MAX_PROTOCOL_ERROR_CLOSES = 3;
 
 export interface CloudLinkEvents {
   connected: [details: { resumed: boolean; agent: string; reconnect: boolean }];
@@ -137,6 +150,7 @@ export class CloudLink extends EventEmitter<CloudLinkEvents> {
   private pingTimer: NodeJS.Timeout | undefined;
   private missedPongs = 0;
   private attempt = 0;
+  private protocolErrorCloses = 0;
   /** The first frame sent after a gap carries the discontinuity flag. */
   private discontinuity = false;
 
@@ -359,6 +373,7 @@ export class CloudLink extends EventEmitter<CloudLinkEvents> {
     const { callId, logger } = this.options;
     clearInterval(this.pingTimer);
     this.safeEmit("disconnected", { code, reason });
+    if (code === CloseCode.protocolError) this.protocolErrorCloses++;
     const fatal: LostReason | undefined =
       code === CloseCode.unauthorized
         ? "unauthorized"
@@ -366,7 +381,9 @@ export class CloudLink extends EventEmitter<CloudLinkEvents> {
           ? "call-ended"
           : code === CloseCode.superseded
             ? "superseded"
-            : undefined;
+            : this.protocolErrorCloses >= MAX_PROTOCOL_ERROR_CLOSES
+              ? "protocol-error"
+              : undefined;
     if (fatal) {
       logger.warn({ callId, code, reason }, `media socket closed for good: ${fatal}`);
       this.shutdown();

@@ -193,6 +193,23 @@ describe("CloudLink", () => {
     }
   });
 
+  it("reconnects after a protocol-error close, but gives up on the third instead of looping", async () => {
+    const link = makeLink();
+    const lost: string[] = [];
+    link.on("lost", (reason) => lost.push(reason));
+    await link.start();
+    for (let close = 1; close <= 2; close++) {
+      const reconnected = once(link, "connected");
+      worker.closeWith(CloseCode.protocolError, "malformed-message");
+      await reconnected;
+      expect(worker.connections).toBe(close + 1);
+    }
+    worker.closeWith(CloseCode.protocolError, "malformed-message");
+    await until(() => lost.length === 1);
+    expect(lost).toEqual(["protocol-error"]);
+    expect(link.state).toBe("closed");
+  });
+
   it("gives up after the configured outage and reports it", async () => {
     const link = makeLink({ maxOutageMs: 150 });
     const lost: string[] = [];
