@@ -1,16 +1,21 @@
 /**
  * Twenty calls at once over the full path (Kamailio → bridge → Worker in workerd → offline providers):
- * each is answered, its caller hears the greeting (speech energy), hangs up cleanly, and afterwards the
- * bridge has no call left and every Durable Object marks its call ended. Lighter checks per call than
- * conversation.test.ts; on a shared 2-core machine twenty espeak greetings at once take seconds, so the
- * bounds are generous and only correctness is asserted.
+ * each is answered, its caller hears the greeting (speech energy), presses a key of its own (RFC 4733)
+ * and hears the agent answer it, and the call's Durable Object recorded exactly that key's answer (no
+ * call hears another's agent). Each hangs up cleanly, and afterwards the bridge has no call left and
+ * every Durable Object marks its call ended. Keys rather than speech: twenty PocketSphinx runs at once
+ * would measure the recognizer on a 2-core machine, not the calls. The bounds are generous and only
+ * correctness is asserted.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { Phone } from "../caller/phone";
+import { epochNow, Phone } from "../caller/phone";
 import { type Stack, startStack } from "../stack/stack";
 import { assertNothingLeft } from "../support/process";
 
 const CALLS = 20;
+const KEYS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"] as const;
+/** What the scripted agent answers to each key (tools/offline-providers: keys spoken as words). */
+const KEY_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"] as const;
 
 let stack: Stack;
 
@@ -25,6 +30,7 @@ afterAll(async () => {
 
 interface CallOutcome {
   callId: string;
+  key: number;
   greetingAfterAnswerMs: number;
   hangupStatus: number;
 }
@@ -51,14 +57,30 @@ async function oneCall(index: number): Promise<CallOutcome> {
       () => (phone.speechMsBetween(greetingAt - 1, Number.POSITIVE_INFINITY) >= 500 ? true : undefined),
       15_000,
     );
+    // Wait for the greeting to end, so the key is an answerable turn rather than a barge-in.
+    await phone.waitUntil(
+      `call ${index}: the end of the greeting`,
+      () => phone.speechStoppedAfter(greetingAt, 700),
+      30_000,
+    );
+    const key = index % KEYS.length;
+    const pressedAt = epochNow();
+    await phone.pressDigit(KEYS[key]!);
+    // The whole answer, so its clause's mark comes back and the Worker counts it as heard.
+    const answer = await phone.listen(pressedAt, { startTimeoutMs: 30_000, endTimeoutMs: 30_000 });
+    expect(phone.speechMsBetween(answer.startedAt - 1, answer.stoppedAt), `call ${index}`).toBeGreaterThan(
+      400,
+    );
     const hangupStatus = await phone.sip.hangup();
-    return { callId, greetingAfterAnswerMs: greetingAt - phone.answeredAt, hangupStatus };
+    return { callId, key, greetingAfterAnswerMs: greetingAt - phone.answeredAt, hangupStatus };
   } finally {
     await phone.close();
   }
 }
 
-it(`${CALLS} concurrent calls are answered, greeted and released`, { timeout: 120_000 }, async () => {
+it(`${CALLS} concurrent calls are answered, greeted, answer their own key and are released`, {
+  timeout: 180_000,
+}, async () => {
   const outcomes = await Promise.all(Array.from({ length: CALLS }, (_, i) => oneCall(i)));
   expect(new Set(outcomes.map((o) => o.callId)).size).toBe(CALLS);
   for (const outcome of outcomes) expect(outcome.hangupStatus).toBe(200);
@@ -73,7 +95,7 @@ it(`${CALLS} concurrent calls are answered, greeted and released`, { timeout: 12
     active = await stack.metric("patchbay_calls_active");
   }
   expect(active).toBe(0);
-  for (const { callId } of outcomes) {
+  for (const { callId, key } of outcomes) {
     let report = await stack.callReport(callId);
     for (let i = 0; i < 30 && report?.status !== "ended"; i++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -81,5 +103,8 @@ it(`${CALLS} concurrent calls are answered, greeted and released`, { timeout: 12
     }
     expect(report?.status, `call ${callId}`).toBe("ended");
     expect(report?.endCause, `call ${callId}`).toBe("caller-hangup");
+    const agentLines = report?.transcript.filter((line) => line.role === "agent").map((line) => line.text);
+    const pressedLines = agentLines?.filter((text) => text.startsWith("You pressed"));
+    expect(pressedLines, `call ${callId}`).toEqual([`You pressed ${KEY_WORDS[key]}.`]);
   }
 });
