@@ -432,6 +432,10 @@ export class Conversation implements CallAgent {
     this.#sttSpeechAt = undefined;
     this.#sttWordsSinceSpeech = false;
     if (eager) {
+      // Speculate only while the agent is silent: a turn still playing must not be replaced behind the
+      // caller's back (with barge-in disabled it has to finish first; with it enabled, barge-in or the
+      // confirmed end of turn interrupts it). The confirmed end of turn then takes the normal path.
+      if (this.#closed || this.#ending || this.agentTalking) return;
       this.#startTurn("caller", transcript, timestamps, { speculative: true });
       return;
     }
@@ -532,7 +536,7 @@ export class Conversation implements CallAgent {
       if (round === 0) turn.record.timestamps.llmStartAt = this.#host.clock.now();
       const stream = this.#options.providers.llm.stream({
         model: this.#agent.llm.model,
-        messages: this.#llmMessages(),
+        messages: this.#llmMessages(turn),
         tools: this.#tools,
         ...(this.#agent.llm.temperature !== undefined ? { temperature: this.#agent.llm.temperature } : {}),
         ...(this.#agent.llm.maxTokens !== undefined ? { maxTokens: this.#agent.llm.maxTokens } : {}),
@@ -593,6 +597,8 @@ export class Conversation implements CallAgent {
     for (const call of calls) {
       if (turn.controller.signal.aborted) return "stop";
       const result = outcome === "stop" ? "skipped: the call is ending" : await this.#runTool(turn, call);
+      // Interrupted while the tool ran: the interruption already answered the dangling calls.
+      if (turn.controller.signal.aborted) return "stop";
       if (result === STOP) {
         outcome = "stop";
         continue;
@@ -712,20 +718,22 @@ export class Conversation implements CallAgent {
    * the window never opens on a tool result whose call was cut off. Keeps a long call's per-turn cost
    * flat; the stored history stays complete.
    */
-  #llmMessages(): ChatMessage[] {
+  #llmMessages(turn: Turn): ChatMessage[] {
+    const all = this.#history.map((entry) => entry.message);
+    // A speculative turn's words reach the history only once the end of turn is confirmed (so a
+    // TurnResumed leaves nothing behind), but the model must answer them: the request carries them.
+    if (turn.speculative && turn.speculativeTranscript !== undefined) {
+      all.push({ role: "user", content: turn.speculativeTranscript });
+    }
     const limit = this.#agent.llm.maxHistoryMessages;
-    let start = Math.max(0, this.#history.length - limit);
-    while (start > 0 && start < this.#history.length && this.#history[start]!.message.role !== "user")
-      start++;
-    if (start === this.#history.length) {
+    let start = Math.max(0, all.length - limit);
+    while (start > 0 && start < all.length && all[start]!.role !== "user") start++;
+    if (start === all.length) {
       // One turn longer than the window (many tool rounds): keep that whole turn.
-      start = this.#history.findLastIndex((entry) => entry.message.role === "user");
+      start = all.findLastIndex((message) => message.role === "user");
       if (start < 0) start = 0;
     }
-    const messages: ChatMessage[] = [{ role: "system", content: this.#agent.systemPrompt }];
-    for (let index = start; index < this.#history.length; index++)
-      messages.push(this.#history[index]!.message);
-    return messages;
+    return [{ role: "system", content: this.#agent.systemPrompt }, ...all.slice(start)];
   }
 
   // ---- Speaking ---------------------------------------------------------------------------------
@@ -815,6 +823,12 @@ export class Conversation implements CallAgent {
   #interrupt(why: "barge-in" | "dtmf" | "caller-turn" | "reconnect"): void {
     const turn = this.#turn;
     if (!turn || turn.settled) return;
+    if (turn.speculative) {
+      // Nothing of it was played or stored: drop it without a clear.
+      turn.controller.abort(new Error(why));
+      this.#discardSpeculative(turn);
+      return;
+    }
     if (why !== "reconnect") this.#host.output.send({ type: "clear" });
     turn.controller.abort(new Error(why));
     this.#tts?.clear();

@@ -171,14 +171,59 @@ describe("turn-taking", () => {
     expect([...h.stored.values()].map((entry) => entry.message.role)).toEqual(["user", "assistant"]);
   });
 
+  /**
+   * Regression: the speculative request was built from the history alone, and a speculative turn
+   * writes nothing there before confirmation, so the model was asked to answer without the caller's
+   * words (and that answer was spoken once EndOfTurn confirmed). The request now carries them; the
+   * history gets them once, at confirmation.
+   */
+  it("eager end of turn: the speculative request carries the caller's words, the history holds them once", async () => {
+    h = harness(
+      { tools: [{ type: "builtin", name: "send_dtmf" }] },
+      { capabilities: { eagerEndOfTurn: true } },
+    );
+    await h.conversation.start();
+    h.hub.replies.push(
+      {
+        text: "Let me press one.",
+        toolCalls: [{ id: "d1", name: "send_dtmf", arguments: '{"digits":"1"}' }],
+      },
+      { text: "Done." },
+    );
+    h.stt.sessions[0]!.endTurn("press one for me", true);
+    await settle();
+    expect(h.llm.requests[0]).toEqual([
+      { role: "system", content: "You are a unit test." },
+      { role: "user", content: "press one for me" },
+    ]);
+    expect(h.conversation.history).toEqual([]);
+    expect(h.messages("send_dtmf")).toEqual([]); // tools wait for the confirmation too
+    h.stt.sessions[0]!.endTurn("press one for me", false);
+    await settle();
+    expect(h.messages("send_dtmf")).toEqual([{ type: "send_dtmf", digits: "1" }]);
+    expect(h.llm.requests).toHaveLength(2);
+    const second = h.llm.requests[1]!;
+    expect(second.filter((message) => message.role === "user")).toEqual([
+      { role: "user", content: "press one for me" },
+    ]);
+    expect(second.map((message) => message.role)).toEqual(["system", "user", "assistant", "tool"]);
+    const roles = h.conversation.history.map((entry) => entry.message.role);
+    expect(roles).toEqual(["user", "assistant", "tool", "assistant"]);
+    expect([...h.stored.values()].filter((entry) => entry.message.role === "user")).toHaveLength(1);
+  });
+
   it("eager end of turn followed by TurnResumed cancels the speculative answer", async () => {
     h = harness({}, { capabilities: { eagerEndOfTurn: true } });
     await h.conversation.start();
     h.hub.replies.push({ text: "Sure, the pool opens at seven." }, { text: "The gym opens at six." });
     h.stt.sessions[0]!.endTurn("when does the pool", true);
+    expect(h.llm.requests[0]?.slice(-1)).toEqual([{ role: "user", content: "when does the pool" }]);
     h.stt.sessions[0]!.events.onTurnResumed();
     await settle();
     expect(h.hub.tts?.spoken ?? []).toEqual([]);
+    expect(h.conversation.history).toEqual([]);
+    expect([...h.stored.values()]).toEqual([]);
+    expect(h.messages("clear")).toEqual([]);
     h.stt.sessions[0]!.endTurn("when does the pool and the gym open", false);
     await settle();
     expect(h.llm.requests).toHaveLength(2);
@@ -186,6 +231,37 @@ describe("turn-taking", () => {
       { role: "user", content: "when does the pool and the gym open" },
     ]);
     expect(h.hub.tts?.spoken).toEqual(["The gym opens at six."]);
+    expect(h.conversation.history.map((entry) => entry.message.content)).toEqual([
+      "when does the pool and the gym open",
+      "The gym opens at six.",
+    ]);
+  });
+
+  it("with barge-in disabled, an eager end of turn does not skip waiting for the agent to finish", async () => {
+    h = harness(
+      { greeting: "Welcome to the long greeting of this line.", bargeIn: { enabled: false } },
+      { capabilities: { eagerEndOfTurn: true } },
+    );
+    await h.conversation.start();
+    await settle();
+    h.hub.replies.push({ text: "Okay." });
+    h.stt.sessions[0]!.endTurn("hello?", true);
+    await settle();
+    expect(h.llm.requests).toHaveLength(0);
+    h.stt.sessions[0]!.endTurn("hello?", false);
+    await settle();
+    expect(h.llm.requests).toHaveLength(0);
+    expect(h.messages("clear")).toEqual([]);
+    h.ackMarks();
+    await settle();
+    expect(h.llm.requests).toHaveLength(1);
+    expect(h.llm.requests[0]?.slice(-1)).toEqual([{ role: "user", content: "hello?" }]);
+    expect(h.hub.tts?.spoken).toEqual(["Welcome to the long greeting of this line.", "Okay."]);
+    expect(h.conversation.history.map((entry) => entry.message.role)).toEqual([
+      "assistant",
+      "user",
+      "assistant",
+    ]);
   });
 
   it("with barge-in disabled, a caller turn waits until the agent has finished", async () => {
