@@ -463,6 +463,37 @@ describe("alarms", () => {
     await bridge.until(() => bridge.closed !== undefined);
   });
 
+  /**
+   * Regression: call_state hold was only logged, so a caller on hold longer than noAudioTimeoutSeconds
+   * (the PBX may send no RTP at all while holding) was hung up by the no-audio watchdog. Hold now
+   * pauses it, persisted across a Durable Object restart; resume restarts it from that moment.
+   */
+  it("hold pauses the no-audio watchdog, across a restart; resume restarts it", async () => {
+    const callId = newCallId();
+    const stub = callStub(callId);
+    const { bridge } = await TestBridge.start(callId, { call: { agent: "test-hold" } });
+    const alarmAt = () => runInDurableObject(stub, (_instance, state) => state.storage.getAlarm());
+    bridge.send({ type: "call_state", state: "hold", atMs: 100 });
+    let alarm = await alarmAt();
+    for (let i = 0; i < 50 && (alarm ?? 0) < Date.now() + 60_000; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      alarm = await alarmAt();
+    }
+    // Only the 600 s duration limit is armed.
+    expect(alarm).toBeGreaterThan(Date.now() + 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 400)); // > noAudioTimeoutSeconds, no audio
+    await evictDurableObject(stub); // sockets hibernate; the hold must come back from storage
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(bridge.messagesOf("hangup")).toEqual([]);
+    expect((await report(callId)).status).toBe("active");
+
+    bridge.send({ type: "call_state", state: "resumed", atMs: 900 });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await runDurableObjectAlarm(stub); // may already have fired on its own
+    expect((await bridge.next("hangup")).cause).toBe("no-audio");
+  });
+
   it("the maximum call length ends the call with cause max-duration", async () => {
     const callId = newCallId();
     const { bridge } = await TestBridge.start(callId, { call: { agent: "test-limits" } });

@@ -142,6 +142,11 @@ export class CallSession extends DurableObject<Env> {
       await this.#endCall("max-duration", "the call reached its maximum duration", { tellBridge: true });
       return;
     }
+    if (call.holdSince !== undefined) {
+      // On hold the PBX may send no audio at all: only the duration limit applies until resumed.
+      await this.ctx.storage.setAlarm(maxEndAt);
+      return;
+    }
     const noAudioMs = agent.limits.noAudioTimeoutSeconds * 1000;
     const lastAudio = this.#lastAudioAt ?? call.lastAudioAt ?? call.startedAt;
     if (now - lastAudio >= noAudioMs) {
@@ -184,8 +189,10 @@ export class CallSession extends DurableObject<Env> {
       case "hangup":
         await this.#endCall(message.cause, `hung up by ${message.by}`, { tellBridge: false });
         return;
-      case "cleared":
       case "call_state":
+        await this.#onCallState(message.state);
+        return;
+      case "cleared":
       case "stats":
         this.#log("debug", message.type, { message });
         return;
@@ -259,6 +266,26 @@ export class CallSession extends DurableObject<Env> {
     await this.#scheduleWatchdog();
     if (this.#conversation) this.#conversation.onReconnected();
     else await this.#ensureConversation(ws, { greet: !resumed });
+  }
+
+  /**
+   * Hold pauses the no-audio watchdog (a caller on hold longer than noAudioTimeoutSeconds must not be
+   * hung up); resume restarts it from now. Persisted, so a restart during the hold keeps it paused.
+   */
+  async #onCallState(state: Extract<BridgeMessage, { type: "call_state" }>["state"]): Promise<void> {
+    this.#log("info", "call state", { state });
+    const onHold = this.#store.holdSince() !== undefined;
+    if (state === "hold" && !onHold) {
+      this.#store.setHold(Date.now());
+      await this.#scheduleWatchdog();
+    } else if (state === "resumed" && onHold) {
+      const now = Date.now();
+      this.#store.setHold(undefined);
+      this.#lastAudioAt = now;
+      this.#lastAudioPersistedAt = now;
+      this.#store.setLastAudio(now);
+      await this.#scheduleWatchdog();
+    }
   }
 
   // ---- Binary frames ----------------------------------------------------------------------------
@@ -457,6 +484,10 @@ export class CallSession extends DurableObject<Env> {
     if (!call) return;
     const agent = this.#agentFor(call.agentId, call.metadata);
     const maxEndAt = call.startedAt + agent.limits.maxDurationSeconds * 1000;
+    if (call.holdSince !== undefined) {
+      await this.ctx.storage.setAlarm(maxEndAt);
+      return;
+    }
     const noAudioAt = Date.now() + agent.limits.noAudioTimeoutSeconds * 1000;
     await this.ctx.storage.setAlarm(Math.min(maxEndAt, noAudioAt));
   }

@@ -22,6 +22,8 @@ export interface CallRow {
   endCause?: HangupCause;
   endReason?: string;
   lastAudioAt?: number;
+  /** Set while the PBX holds the call (call_state hold): the no-audio watchdog is paused. */
+  holdSince?: number;
   socketGeneration: number;
   connections: number;
 }
@@ -33,6 +35,9 @@ const SCHEMA = [
      resume_token TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, end_cause TEXT,
      end_reason TEXT, last_audio_at INTEGER, connections INTEGER NOT NULL DEFAULT 1)`,
   `CREATE TABLE IF NOT EXISTS sockets (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), generation INTEGER NOT NULL)`,
+  // Its own table rather than a column of `call`: calls that were live across the deploy adding it
+  // have a `call` table without the column, and CREATE TABLE IF NOT EXISTS never alters one.
+  `CREATE TABLE IF NOT EXISTS hold (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), since INTEGER NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS messages (
      id INTEGER PRIMARY KEY, turn INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
      tool_calls TEXT, tool_call_id TEXT, heard TEXT, complete INTEGER NOT NULL, interrupted INTEGER NOT NULL,
@@ -63,6 +68,7 @@ export class CallStore {
     const endedAt = num(row.ended_at);
     const endReason = str(row.end_reason);
     const lastAudioAt = num(row.last_audio_at);
+    const holdSince = this.holdSince();
     return {
       callId: String(row.call_id),
       agentId: String(row.agent_id),
@@ -74,6 +80,7 @@ export class CallStore {
       ...(endCause !== undefined ? { endCause } : {}),
       ...(endReason !== undefined ? { endReason } : {}),
       ...(lastAudioAt !== undefined ? { lastAudioAt } : {}),
+      ...(holdSince !== undefined ? { holdSince } : {}),
       socketGeneration: this.socketGeneration(),
       connections: Number(row.connections),
     };
@@ -104,6 +111,16 @@ export class CallStore {
 
   setLastAudio(atMs: number): void {
     this.sql.exec("UPDATE call SET last_audio_at = ? WHERE singleton = 1", atMs);
+  }
+
+  /** `since` = the call went on hold at that time; undefined = it is off hold. */
+  setHold(since: number | undefined): void {
+    if (since === undefined) this.sql.exec("DELETE FROM hold");
+    else this.sql.exec("INSERT OR REPLACE INTO hold (singleton, since) VALUES (1, ?)", since);
+  }
+
+  holdSince(): number | undefined {
+    return num(this.sql.exec<Row>("SELECT since FROM hold WHERE singleton = 1").toArray()[0]?.since);
   }
 
   markEnded(cause: HangupCause, reason: string | undefined, atMs: number): void {

@@ -61,6 +61,12 @@ export const testAgents: AgentDefinitionInput[] = [
     greeting: "Hi.",
     limits: { maxDurationSeconds: 1, noAudioTimeoutSeconds: 0.3 },
   },
+  {
+    ...base,
+    id: "test-hold",
+    greeting: "Hi.",
+    limits: { maxDurationSeconds: 600, noAudioTimeoutSeconds: 0.3 },
+  },
   { ...base, id: "test-broken", stt: { provider: "no-such-vendor" } },
   {
     ...base,
