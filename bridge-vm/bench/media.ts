@@ -6,7 +6,8 @@
  * simulated phones on loopback), open N calls on ONE MediaEngine in this process with its real
  * sockets, stream 50 pps PCMU both ways (agent audio enqueued in 2 s bursts like TTS), and measure:
  * packets/s in and out, CPU of this process (process.cpuUsage) as % of one core per 100 calls,
- * frames lost/late in both directions, playout interval error p50/p99 at the receiver, and the
+ * frames lost and late in both directions (separately: a lost frame never arrived, a late one arrived
+ * too late to play; they have different causes), playout interval error p50/p99 at the receiver, and the
  * event-loop lag p99 here. Timings are noisy on a shared 2-core machine, so each point is run
  * several times and medians are printed. Finally one profiled run prints the top-10 self time.
  */
@@ -66,6 +67,11 @@ interface RunResult {
   loopLagP99: number;
   generatorLagP99: number;
   timerLatenessP99: number;
+  /** Percent of expected frames lost / arrived late, per direction (in = at the engine, out = at the phones). */
+  inLostPct: number;
+  inLatePct: number;
+  outLostPct: number;
+  outLatePct: number;
   /** 1-minute load average of the machine when the run started (other processes compete for the cores). */
   load: number;
 }
@@ -230,6 +236,11 @@ async function runOnce(
       outLost: far.lost,
       outLate: far.late,
       outFrames: far.received,
+      // Expected frames = received + lost: a late frame was received (it counts in both).
+      inLostPct: pct(inLost, inFrames + inLost),
+      inLatePct: pct(inLate, inFrames + inLost),
+      outLostPct: pct(far.lost, far.received + far.lost),
+      outLatePct: pct(far.late, far.received + far.lost),
       intervalP50: far.intervalErrorP50,
       intervalP99: far.intervalErrorP99,
       loopLagP99: lag.percentile(99) / 1e6,
@@ -252,8 +263,6 @@ const median = (values: number[]) => {
 const pct = (part: number, whole: number) => (whole === 0 ? 0 : (part / whole) * 100);
 
 function row(r: RunResult, label: string): string {
-  const lossIn = pct(r.inLost + r.inLate, r.inFrames + r.inLost);
-  const lossOut = pct(r.outLost + r.outLate, r.outFrames + r.outLost);
   return [
     label.padEnd(8),
     String(r.calls).padStart(5),
@@ -261,8 +270,10 @@ function row(r: RunResult, label: string): string {
     r.ppsOut.toFixed(0).padStart(8),
     r.cpuPer100.toFixed(1).padStart(9),
     r.cpuPerPacketUs.toFixed(1).padStart(7),
-    lossIn.toFixed(3).padStart(9),
-    lossOut.toFixed(3).padStart(9),
+    r.inLostPct.toFixed(3).padStart(8),
+    r.inLatePct.toFixed(3).padStart(8),
+    r.outLostPct.toFixed(3).padStart(8),
+    r.outLatePct.toFixed(3).padStart(8),
     r.intervalP50.toFixed(2).padStart(8),
     r.intervalP99.toFixed(2).padStart(8),
     r.loopLagP99.toFixed(1).padStart(8),
@@ -279,8 +290,10 @@ const HEADER = [
   "pps out".padStart(8),
   "CPU%/100".padStart(9),
   "us/pkt".padStart(7),
-  "in l+l%".padStart(9),
-  "out l+l%".padStart(9),
+  "inLost%".padStart(8),
+  "inLate%".padStart(8),
+  "outLost%".padStart(8),
+  "outLate%".padStart(8),
   "p50 ms".padStart(8),
   "p99 ms".padStart(8),
   "lag99".padStart(8),
@@ -298,8 +311,12 @@ async function main(): Promise<void> {
     "columns: CPU%/100 = engine CPU as % of one core per 100 calls, us/pkt = engine CPU µs per packet (in + out),",
   );
   console.log(
-    "         in/out l+l% = frames lost or late (%), p50/p99 = playout interval error at the receiver (ms),",
+    "         inLost%/inLate% = caller frames the engine never got / got too late for its jitter buffer,",
   );
+  console.log(
+    "         outLost%/outLate% = frames the phones never got / got > 60 ms behind their best arrival (all % of expected),",
+  );
+  console.log("         p50/p99 = playout interval error at the receiver (ms),");
   console.log(
     "         lag99 = event-loop lag p99 (ms), timer99 = pacing timer lateness p99 (ms), gen99 = generator's own send lag p99 (ms)",
   );
