@@ -136,7 +136,6 @@ describe("a whole outbound call", () => {
           media,
           proxy: { protocol: "udp", address: sipp!.host, port: sipp!.port },
           fromUri: `sip:1050@${LOOPBACK}`,
-          contactUri: ua.contactUri("udp"),
           rtpAddress: LOOPBACK,
           cloud: { url: worker.url, secret: SECRET, fallback: "reject", connectTimeoutMs: 2000 },
           bridgeId: "vm-test",

@@ -87,6 +87,22 @@ export function uasResponseHeaders(decision: SessionTimerDecision): Array<[strin
   return headers;
 }
 
+/**
+ * We sent the INVITE (or the refresh) and this is its 2xx (RFC 4028 §7.2): the interval and who
+ * refreshes. Undefined when the 2xx has no Session-Expires (for an initial INVITE: no session timer).
+ * A Session-Expires without `Require: timer` was put there by a proxy, not the UAS: then we refresh.
+ * In a response to OUR request, "uac" is us.
+ */
+export function negotiateAsUac(headers: SipHeaders): { intervalS: number; refresher: Refresher } | undefined {
+  const granted = parseSessionExpires(headers.get("Session-Expires"));
+  if (!granted) return undefined;
+  const uasSupportsTimer = headers
+    .getAll("Require")
+    .some((option) => option.trim().toLowerCase() === "timer");
+  const refresher: Refresher = uasSupportsTimer && granted.refresher === "uas" ? "peer" : "us";
+  return { intervalS: granted.deltaS, refresher };
+}
+
 /** Headers for a refresh request WE send (we are its UAC and the refresher). */
 export function refreshRequestHeaders(intervalS: number, minSE: number): Array<[string, string]> {
   return [

@@ -6,7 +6,10 @@
 import type { CallMedia, MediaParams } from "../media/types";
 
 export type CallEndCause =
+  /** The far end sent BYE: the caller of an inbound call… */
   | "caller-hangup"
+  /** …or the callee of an outbound leg. */
+  | "callee-hangup"
   | "agent-hangup"
   | "max-duration"
   | "media-timeout"
@@ -14,7 +17,7 @@ export type CallEndCause =
   | "no-ack"
   /** RFC 4028: the session was not refreshed in time, or our refresh failed. */
   | "session-expired"
-  /** We refused the INVITE (488, 503, 486, 422 …) before a dialog was confirmed. */
+  /** We refused the INVITE (488, 503, 486, 422 …), or the callee refused ours, before a dialog was confirmed. */
   | "rejected"
   /** A blind transfer succeeded and we left the call. */
   | "transferred"
@@ -24,7 +27,10 @@ export type CallEndCause =
 
 export interface CallEnded {
   cause: CallEndCause;
-  /** The SIP status that ended it: our final response (4xx/5xx/487), or 200 for a BYE-ended call. */
+  /**
+   * The SIP status that ended it: our final response (4xx/5xx/487) or, for an outbound leg, the final
+   * response to our INVITE; 200 for a BYE-ended call; absent when no SIP status applies.
+   */
   status?: number;
   /** Free text for logs (never contains secrets). */
   detail?: string;

@@ -1,32 +1,34 @@
 /**
- * OutboundCall: one accepted originate, from RTP ports to hang-up. It owns the call's media, its SIP
- * leg (OutboundInvite, then the OutboundDialog) and its cloud link, and ends exactly once.
+ * OutboundCall: one accepted originate = an OutboundLeg (./leg.ts: the SIP leg, its media and its
+ * mid-dialog behaviour) + the agent's cloud link. It ends exactly once.
  *
- *   open RTP ports → SDP offer (PCMU, PCMA, telephone-event) → INVITE → answered: media retargeted to
- *   the answer and started, dialog registered with the UA core (the callee's BYE reaches us), cloud link
- *   opened to the call's Durable Object with direction "outbound", the agent and variables.
+ *   leg.dial() → answered: the call's cloud link opens to its Durable Object with direction
+ *   "outbound", the agent and the variables; hold/resume and SIP INFO DTMF go to the agent; the agent's
+ *   hangup and transfer requests come back (transfers through the bridge's transfer policy, reported as
+ *   transfer_result, exactly like an inbound call's in ../bridge/call-binding.ts).
  *
- * It mirrors what src/bridge/call-binding.ts does for an answered inbound call (same CloudLink, same
- * duplex contract); the differences are that an outbound call has no "fallback transfer" (nobody to
- * transfer to: an unreachable agent hangs up) and that the agent speaks second (the callee says hello).
- * Not yet here (see the report): re-INVITE/UPDATE (hold, session-timer refresh) inside the outbound
- * dialog, early-media playout on 183, and the agent's transfer request.
+ * The differences from an inbound call: no "fallback transfer" (an unreachable agent hangs up), and the
+ * agent speaks second (the callee says hello). Metrics: outbound calls counted like inbound ones
+ * (active while answered; total by outcome and SIP status, failures included).
  */
 import { EventEmitter } from "node:events";
 import type { HangupCause, OriginateMessage, OutboundFailure } from "@patchbay/shared/protocol";
+import { bindTransfers } from "../bridge/call-binding";
+import type { LegSettings } from "../call/leg";
+import type { CallEndCause, CallEnded } from "../call/types";
 import type { CloudLink } from "../cloud/index";
 import { openCloudLink } from "../cloud/index";
 import type { BridgeConfig } from "../config/index";
-import type { Destination } from "../control/policy";
+import type { Destination, TransferPolicy } from "../control/policy";
 import type { Logger } from "../logging";
-import type { CallMedia, MediaEngine, MediaParams } from "../media/types";
+import type { CallMedia, MediaEngine } from "../media/types";
+import type { BridgeMetrics } from "../ops/index";
 import type { DigestCredentials } from "../sip/auth";
-import { createOffer, parseAnswer } from "../sip/sdp";
-import type { Clock, Timer } from "../sip/transaction/clock";
+import type { Clock } from "../sip/transaction/clock";
 import type { Endpoint } from "../sip/transport/types";
 import type { UaCore } from "../sip/ua/ua";
-import type { OutboundDialog } from "./dialog";
-import { OutboundInvite, type OutboundProgress } from "./uac";
+import { OutboundLeg } from "./leg";
+import type { OutboundProgress } from "./uac";
 
 export interface OutboundCallDeps {
   ua: UaCore;
@@ -35,11 +37,12 @@ export interface OutboundCallDeps {
   media: MediaEngine;
   /** Registrar / outbound proxy. */
   proxy: Endpoint;
-  /** Our AOR (registered extension) and Contact. */
+  /** Our AOR (registered extension), e.g. sip:1050@pbx.example.com. */
   fromUri: string;
-  contactUri: string;
   /** The address the callee must send RTP to (public address or the bound one). */
   rtpAddress: string;
+  /** Session timers (sip.sessionExpiresS / minSessionExpiresS) and the SIP domain for transfers. */
+  sip?: Partial<Pick<LegSettings, "sessionExpiresS" | "minSessionExpiresS" | "domain">>;
   credentials?: DigestCredentials;
   cloud?: BridgeConfig["cloud"];
   bridgeId: string;
@@ -50,6 +53,9 @@ export interface OutboundCallDeps {
    * must run the same destination policy, so a redirect cannot reach what a request could not.
    */
   followRedirect?: (contacts: readonly string[]) => Destination | undefined;
+  /** Transfer targets the agent asks for must pass this before any REFER (none: every transfer refused). */
+  transferPolicy?: TransferPolicy;
+  metrics?: BridgeMetrics;
 }
 
 export type OutboundEndReason =
@@ -57,6 +63,8 @@ export type OutboundEndReason =
   | "agent-hangup"
   | "max-duration"
   | "media-timeout"
+  | "session-expired"
+  | "transferred"
   | "cloud-unreachable"
   | "shutdown"
   | "error";
@@ -76,17 +84,48 @@ const LINK_CAUSE: Record<OutboundEndReason, HangupCause> = {
   "agent-hangup": "agent-hangup",
   "max-duration": "max-duration",
   "media-timeout": "media-timeout",
+  "session-expired": "error",
+  transferred: "transferred",
   "cloud-unreachable": "cloud-unreachable",
   shutdown: "normal",
   error: "error",
 };
 
+/** What the leg's end cause means for an outbound call (our own reasons win when we set them). */
+function reasonFor(cause: CallEndCause): OutboundEndReason {
+  switch (cause) {
+    case "callee-hangup":
+    case "caller-hangup":
+      return "callee-hangup";
+    case "agent-hangup":
+    case "max-duration":
+    case "media-timeout":
+    case "session-expired":
+    case "transferred":
+    case "shutdown":
+      return cause;
+    default:
+      return "error";
+  }
+}
+
+const LEG_CAUSE: Record<OutboundEndReason, CallEndCause> = {
+  "callee-hangup": "callee-hangup",
+  "agent-hangup": "agent-hangup",
+  "max-duration": "max-duration",
+  "media-timeout": "media-timeout",
+  "session-expired": "session-expired",
+  transferred: "transferred",
+  "cloud-unreachable": "error",
+  shutdown: "shutdown",
+  error: "error",
+};
+
 export class OutboundCall extends EventEmitter<OutboundCallEvents> {
   readonly log: Logger;
-  private media: CallMedia | undefined;
-  private dialog: OutboundDialog | undefined;
+  /** The SIP leg: dialog ids, media, mid-dialog behaviour. */
+  readonly leg: OutboundLeg;
   private link: CloudLink | undefined;
-  private maxDurationTimer: Timer | undefined;
   private endReason: OutboundEndReason | undefined;
   private answeredAt = 0;
 
@@ -97,109 +136,98 @@ export class OutboundCall extends EventEmitter<OutboundCallEvents> {
   ) {
     super();
     this.log = deps.logger.child({ callId: request.callId, component: "outbound-call" });
-  }
-
-  get ended(): OutboundEndReason | undefined {
-    return this.endReason;
-  }
-
-  async start(): Promise<OutboundCallResult> {
-    const { deps, request } = this;
-    try {
-      // Ports first: the offer must name them. The remote side is unknown until the answer.
-      this.media = await deps.media.open({ callId: request.callId, params: placeholderParams(deps.proxy) });
-    } catch (error) {
-      this.log.error({ err: error }, "no RTP ports for an outbound call");
-      return { outcome: "failed", reason: "media-failed", detail: (error as Error).message };
-    }
-    const offer = createOffer({
-      address: deps.rtpAddress,
-      port: this.media.localPort,
-      sessionId: String(Math.floor(Math.random() * 1e9)),
-      sessionVersion: 1,
-    });
-    const invite = new OutboundInvite({
-      layer: deps.ua.layer,
+    const followRedirect = deps.followRedirect;
+    this.leg = new OutboundLeg({
+      id: request.callId,
+      ua: deps.ua,
       clock: deps.clock,
-      logger: this.log,
+      logger: deps.logger,
+      media: deps.media,
+      timers: deps.ua.layer.timers,
       proxy: deps.proxy,
-      requestUri: this.destination.requestUri,
+      requestUri: destination.requestUri,
       fromUri: deps.fromUri,
       ...(request.callerId ? { displayName: request.callerId } : {}),
-      contactUri: deps.contactUri,
-      sdpOffer: offer,
       ringTimeoutMs: (request.ringTimeoutS ?? deps.defaults.ringTimeoutS) * 1000,
       headers: [["X-Patchbay-Call-Id", request.callId]],
       ...(deps.credentials ? { credentials: deps.credentials } : {}),
+      settings: {
+        sessionExpiresS: deps.sip?.sessionExpiresS ?? 1800,
+        minSessionExpiresS: deps.sip?.minSessionExpiresS ?? 90,
+        maxCallS: request.maxDurationS ?? deps.defaults.maxDurationS,
+        mediaAddress: deps.rtpAddress,
+        ...(deps.sip?.domain ? { domain: deps.sip.domain } : {}),
+      },
+      ...(followRedirect
+        ? {
+            followRedirect: (contacts: readonly string[]) => {
+              const redirect = followRedirect(contacts);
+              if (redirect) this.destination = redirect;
+              return redirect?.requestUri;
+            },
+          }
+        : {}),
     });
-    invite.on("progress", (progress) => this.emit("progress", progress));
-    let result = await invite.start();
-    const redirect =
-      result.outcome === "failed" && result.reason === "redirected" && result.redirectTo
-        ? deps.followRedirect?.(result.redirectTo)
-        : undefined;
-    if (redirect) {
-      this.log.info({ to: redirect.requestUri }, "following a redirect (configured)");
-      this.destination = redirect;
-      const again = new OutboundInvite({ ...invite.options, requestUri: redirect.requestUri });
-      again.on("progress", (progress) => this.emit("progress", progress));
-      result = await again.start();
-    }
+    this.leg.on("progress", (progress) => this.emit("progress", progress));
+    this.leg.on("answered", (media) => this.onAnswered(media));
+    this.leg.on("mediaUpdated", (params) => {
+      this.link?.callState(params.direction === "sendrecv" ? "resumed" : "hold", this.sinceAnswer());
+    });
+    this.leg.on("dtmf", (event) => {
+      this.link?.reportDtmf({ digit: event.digit, durationMs: event.durationMs, atMs: this.sinceAnswer() });
+    });
+    this.leg.on("ended", (info) => this.onLegEnded(info));
+  }
+
+  /** Why the answered call ended (undefined while it is up or was never answered). */
+  get ended(): OutboundEndReason | undefined {
+    return this.answeredAt > 0 && this.leg.ended ? this.endReason : undefined;
+  }
+
+  /** Dials; resolves once answered (the agent joins in the background) or failed. */
+  async start(): Promise<OutboundCallResult> {
+    const result = await this.leg.dial();
     if (result.outcome === "failed") {
-      await this.media.close("not answered");
-      const { outcome, reason, sipStatus, detail } = result;
-      return {
-        outcome,
-        reason,
-        ...(sipStatus === undefined ? {} : { sipStatus }),
-        ...(detail ? { detail } : {}),
-      };
+      this.deps.metrics?.callNotAnswered({
+        direction: "outbound",
+        outcome: result.reason,
+        ...(result.sipStatus === undefined ? {} : { sipStatus: result.sipStatus }),
+      });
     }
-    const answer = parseAnswer(result.answerSdp, offer);
-    if (!answer.ok) {
-      this.log.warn({ reason: answer.reason }, "unusable SDP answer; hanging up");
-      await result.dialog.bye();
-      await this.media.close("bad answer");
-      return {
-        outcome: "failed",
-        reason: "media-failed",
-        sipStatus: result.sipStatus,
-        detail: answer.reason,
-      };
-    }
-    this.answered(result.dialog, answer.params);
-    return { outcome: "answered", sipStatus: result.sipStatus };
+    return result;
   }
 
-  /** Ends an answered call from our side. Idempotent. */
+  /** Ends the call from our side (BYE once answered, CANCEL while ringing). Idempotent. */
   async hangup(reason: OutboundEndReason): Promise<void> {
-    if (this.endReason || !this.dialog) return;
-    this.endReason = reason;
-    this.maxDurationTimer?.cancel();
-    this.deps.ua.unregisterDialog(this.dialog.key, this.dialog);
-    this.link?.hangup(LINK_CAUSE[reason], reason === "callee-hangup" ? "caller" : "bridge");
-    this.log.info(
-      { reason, durationMs: Math.round(performance.now() - this.answeredAt) },
-      "outbound call ended",
-    );
-    if (reason !== "callee-hangup") await this.dialog.bye();
-    await this.media?.close(reason);
-    this.emit("ended", { reason });
+    if (this.leg.ended) return;
+    this.endReason ??= reason;
+    await this.leg.hangup(LEG_CAUSE[reason]);
   }
 
-  private answered(dialog: OutboundDialog, params: MediaParams): void {
-    const media = this.media;
-    if (!media) return;
-    this.dialog = dialog;
+  private sinceAnswer(): number {
+    return this.answeredAt === 0 ? 0 : performance.now() - this.answeredAt;
+  }
+
+  private onAnswered(media: CallMedia): void {
     this.answeredAt = performance.now();
-    this.deps.ua.registerDialog(dialog.key, dialog);
-    dialog.on("ended", () => void this.hangup("callee-hangup"));
-    media.update(params);
-    media.start();
-    media.on("timeout", () => void this.hangup("media-timeout"));
-    const maxS = this.request.maxDurationS ?? this.deps.defaults.maxDurationS;
-    this.maxDurationTimer = this.deps.clock.schedule(maxS * 1000, () => void this.hangup("max-duration"));
+    this.deps.metrics?.callStarted("outbound");
     void this.connectAgent(media);
+  }
+
+  private onLegEnded(info: CallEnded): void {
+    const { metrics } = this.deps;
+    if (this.answeredAt === 0) return; // never answered: start()'s result carries (and counts) the failure
+    this.endReason ??= reasonFor(info.cause);
+    const reason = this.endReason;
+    metrics?.callEnded({
+      direction: "outbound",
+      outcome: reason,
+      ...(info.status ? { sipStatus: info.status } : {}),
+      ...(this.leg.media ? { media: this.leg.media.duplex.stats() } : {}),
+    });
+    this.link?.hangup(LINK_CAUSE[reason], reason === "callee-hangup" ? "caller" : "bridge", info.status);
+    this.log.info({ reason, durationMs: Math.round(this.sinceAnswer()) }, "outbound call ended");
+    this.emit("ended", { reason });
   }
 
   private async connectAgent(media: CallMedia): Promise<void> {
@@ -211,7 +239,7 @@ export class OutboundCall extends EventEmitter<OutboundCallEvents> {
     const outcome = await openCloudLink({
       callId: request.callId,
       metadata: {
-        sipCallId: this.dialog?.callId.slice(0, 256) ?? "",
+        sipCallId: this.leg.sipCallId?.slice(0, 256) ?? "",
         direction: "outbound",
         from: deps.fromUri.slice(0, 512),
         to: this.destination.requestUri.slice(0, 512),
@@ -228,37 +256,31 @@ export class OutboundCall extends EventEmitter<OutboundCallEvents> {
       bridgeVersion: deps.bridgeVersion,
       cloud: deps.cloud,
     });
-    if (this.endReason) {
-      if (outcome.ok) outcome.link.hangup(LINK_CAUSE[this.endReason], "bridge");
+    if (this.leg.ended) {
+      if (outcome.ok) outcome.link.hangup(LINK_CAUSE[this.endReason ?? "error"], "bridge");
       return;
     }
     if (!outcome.ok) {
+      deps.metrics?.cloudLinkLost(outcome.error.reason);
       this.log.error({ reason: outcome.error.reason }, "agent unreachable for an outbound call; hanging up");
       void this.hangup("cloud-unreachable");
       return;
     }
-    this.link = outcome.link;
-    this.link.callState("answered", performance.now() - this.answeredAt);
-    this.link.on(
+    const link = outcome.link;
+    this.link = link;
+    link.callState("answered", this.sinceAnswer());
+    link.on("connected", ({ reconnect }) => {
+      if (reconnect) deps.metrics?.cloudReconnected();
+    });
+    link.on(
       "hangupRequested",
       (cause) => void this.hangup(cause === "max-duration" ? "max-duration" : "agent-hangup"),
     );
-    this.link.on(
-      "lost",
-      (reason) => void this.hangup(reason === "call-ended" ? "agent-hangup" : "cloud-unreachable"),
-    );
+    bindTransfers(link, this.leg, deps.transferPolicy, this.log);
+    link.on("turnTiming", (timing) => deps.metrics?.turnTiming(timing));
+    link.on("lost", (reason) => {
+      deps.metrics?.cloudLinkLost(reason);
+      void this.hangup(reason === "call-ended" ? "agent-hangup" : "cloud-unreachable");
+    });
   }
-}
-
-/** Until the answer arrives: our codec preference, and the proxy as the only expected media source. */
-function placeholderParams(proxy: Endpoint): MediaParams {
-  return {
-    codec: "PCMU",
-    payloadType: 0,
-    dtmfPayloadType: 101,
-    remoteAddress: proxy.address,
-    remotePort: 9,
-    direction: "sendrecv",
-    ptimeMs: 20,
-  };
 }

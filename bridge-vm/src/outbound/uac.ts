@@ -9,8 +9,9 @@
  * after a provisional response (§9.1). Glare of CANCEL and 200 (the callee answered as we gave up): the
  * 2xx is ACKed and the dialog BYEd at once, and the call counts as not answered.
  *
- * What it does NOT do: media and the cloud link. `answered` hands over an OutboundDialog (identifiers,
- * route set, remote target, the SDP answer) for the call layer to run like an answered inbound call.
+ * What it does NOT do: media, the dialog once answered, and the cloud link. `answered` hands over an
+ * OutboundDialog (the shared Dialog, next hop, the SDP answer, the 2xx) for OutboundLeg (./leg.ts) to run
+ * like any confirmed dialog.
  */
 import { EventEmitter } from "node:events";
 import type { OutboundFailure } from "@patchbay/shared/protocol";
@@ -46,6 +47,11 @@ export interface OutboundInviteOptions {
   headers?: ReadonlyArray<readonly [string, string]>;
   /** Give up waiting for a final answer this long after a CANCEL (the PBX lost it). Default 32 s. */
   cancelGuardMs?: number;
+  /**
+   * RFC 4028: ask for a session timer (Session-Expires + Min-SE; `Supported: timer` is always sent). A
+   * 422 answer raises the interval to its Min-SE and retries once per raise (§7.4 of RFC 4028).
+   */
+  sessionTimer?: { intervalS: number; minSE: number };
 }
 
 export type OutboundProgress =
@@ -53,7 +59,14 @@ export type OutboundProgress =
   | { state: "ringing"; sipStatus: number; earlyMediaSdp?: string };
 
 export type OutboundResult =
-  | { outcome: "answered"; sipStatus: number; answerSdp: string; dialog: OutboundDialog }
+  | {
+      outcome: "answered";
+      sipStatus: number;
+      answerSdp: string;
+      dialog: OutboundDialog;
+      /** The 2xx itself (Session-Expires, Allow, Supported for the call layer). */
+      response: SipResponse;
+    }
   | {
       outcome: "failed";
       reason: OutboundFailure;
@@ -84,6 +97,9 @@ export class OutboundInvite extends EventEmitter<OutboundInviteEvents> {
   private readonly digest: DigestClient | undefined;
   private readonly log: Logger;
   private cseq = 1;
+  private sessionTimer: { intervalS: number; minSE: number } | undefined;
+  /** The credentials of the last challenge, kept for a 422 retry. */
+  private lastAuth: readonly [string, string] | undefined;
   private invite: SipRequest | undefined;
   private transaction: ClientTransaction | undefined;
   private provisional = false;
@@ -99,6 +115,7 @@ export class OutboundInvite extends EventEmitter<OutboundInviteEvents> {
   constructor(readonly options: OutboundInviteOptions) {
     super();
     this.digest = options.credentials ? new Digest(options.credentials) : undefined;
+    this.sessionTimer = options.sessionTimer ? { ...options.sessionTimer } : undefined;
     this.log = options.logger.child({ component: "outbound", sipCallId: this.callId });
   }
 
@@ -142,6 +159,10 @@ export class OutboundInvite extends EventEmitter<OutboundInviteEvents> {
     headers.set("Contact", `<${options.contactUri}>`);
     headers.set("Allow", OUTBOUND_ALLOW);
     headers.set("Supported", "timer");
+    if (this.sessionTimer) {
+      headers.set("Session-Expires", String(this.sessionTimer.intervalS));
+      headers.set("Min-SE", String(this.sessionTimer.minSE));
+    }
     for (const [name, value] of options.headers ?? []) headers.append(name, value);
     if (auth) headers.set(auth[0], auth[1]);
     headers.set("Content-Type", "application/sdp");
@@ -186,11 +207,23 @@ export class OutboundInvite extends EventEmitter<OutboundInviteEvents> {
       if (decision.action === "retry") {
         this.cseq += 1;
         this.log.debug({ status, stale: decision.stale }, "INVITE challenged; retrying with credentials");
-        this.send(this.buildInvite([decision.headerName, decision.headerValue]));
+        this.lastAuth = [decision.headerName, decision.headerValue];
+        this.send(this.buildInvite(this.lastAuth));
         return;
       }
       this.finish({ outcome: "failed", reason: "unauthorized", sipStatus: status, detail: decision.reason });
       return;
+    }
+    if (status === 422 && this.sessionTimer && !this.cancelWanted) {
+      // RFC 4028 §7.4: our interval is below the callee's (or a proxy's) minimum: ask again with it.
+      const minSE = Number(response.headers.get("Min-SE")?.split(";")[0]);
+      if (Number.isFinite(minSE) && minSE > this.sessionTimer.intervalS && minSE <= 86_400) {
+        this.sessionTimer = { intervalS: minSE, minSE: Math.max(this.sessionTimer.minSE, minSE) };
+        this.cseq += 1;
+        this.log.debug({ minSE }, "422 Session Interval Too Small; retrying with the callee's Min-SE");
+        this.send(this.buildInvite(this.lastAuth));
+        return;
+      }
     }
     if (this.cancelWanted && status === 487) {
       this.finish({ outcome: "failed", reason: "no-answer", sipStatus: 487, detail: "ring timeout" });
@@ -252,6 +285,7 @@ export class OutboundInvite extends EventEmitter<OutboundInviteEvents> {
       sipStatus: response.status,
       answerSdp: new TextDecoder().decode(response.body),
       dialog,
+      response,
     });
   }
 

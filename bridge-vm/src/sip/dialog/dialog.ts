@@ -1,10 +1,11 @@
 /**
- * A SIP dialog (RFC 3261 §12) from the UAS side: identifiers, CSeq spaces, remote target and route set.
+ * A SIP dialog (RFC 3261 §12), from either side: identifiers, CSeq spaces, remote target and route set.
+ * `fromInvite` is the UAS of an INVITE (§12.1.1), `fromSuccess` the UAC that got a 2xx (§12.1.2).
  * Builds in-dialog requests (§12.2.1.1, loose and strict routing) and checks in-dialog CSeq (§12.2.2).
  * Pure data + rules: no sockets, no timers.
  */
 import { createHeaders, parseCSeq, parseNameAddr, parseSipUri } from "../message";
-import type { SipRequest, SipUri } from "../message/types";
+import type { SipRequest, SipResponse, SipUri } from "../message/types";
 
 export interface DialogId {
   callId: string;
@@ -88,6 +89,34 @@ export class Dialog {
       // §8.1.1.5: any value below 2^31; starting low leaves room for a long call's refreshes.
       localSeq: 1 + Math.floor(Math.random() * 10_000),
     });
+  }
+
+  /**
+   * The UAC side of a dialog created by the 2xx to our INVITE (§12.1.2): route set = the 2xx's
+   * Record-Route reversed, remote target = its Contact, our CSeq space continues from the INVITE's, the
+   * peer's is empty until its first request. Undefined when the 2xx lacks a To tag or Contact.
+   */
+  static fromSuccess(invite: SipRequest, response: SipResponse): Dialog | undefined {
+    const callId = invite.headers.get("Call-ID");
+    const from = invite.headers.get("From");
+    const to = response.headers.get("To");
+    const contact = response.headers.getAll("Contact")[0];
+    const cseq = parseCSeq(invite.headers.get("CSeq") ?? "");
+    const localTag = tagOf(from);
+    const remoteTag = tagOf(to);
+    if (!callId || !from || !to || !contact || !parseNameAddr(contact) || !cseq || !localTag || !remoteTag)
+      return undefined;
+    const dialog = new Dialog({
+      id: { callId, localTag, remoteTag },
+      localParty: from,
+      remoteParty: to,
+      remoteTarget: uriText(contact),
+      routeSet: [...response.headers.getAll("Record-Route")].reverse(),
+      remoteSeq: undefined,
+      localSeq: cseq.seq,
+    });
+    dialog.state = "confirmed";
+    return dialog;
   }
 
   /** §12.2.2: requests with a lower CSeq than the last one are out of order (answer 500). */
