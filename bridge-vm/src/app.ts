@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { CloudBinder } from "./bridge/call-binding";
 import type { BridgeConfig } from "./config/index";
-import { type RunningOutbound, startOutbound } from "./control/index";
+import { type RunningOutbound, startOutbound, TransferPolicy } from "./control/index";
 import type { Logger } from "./logging";
 import { createMediaEngine } from "./media/engine";
 import type { MediaStats } from "./media/types";
@@ -43,7 +43,21 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     logger.child({ component: "media" }),
   );
   const bridgeId = config.cloud.bridgeId ?? `bridge-${randomBytes(4).toString("hex")}`;
-  const binder = new CloudBinder({ config, logger, metrics, bridgeId, bridgeVersion: BRIDGE_VERSION });
+  const domain = config.sip.domain ?? config.sip.registrar.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  // Toll-fraud guard for REFER: the agent's transfer targets pass an allow-list (inbound and outbound).
+  const transferPolicy = new TransferPolicy(config.outbound, domain);
+  if (!transferPolicy.configured)
+    logger.warn(
+      "no TRANSFER_ALLOWED_DESTINATIONS (nor OUTBOUND_ALLOWED_DESTINATIONS): agent transfers are refused",
+    );
+  const binder = new CloudBinder({
+    config,
+    logger,
+    metrics,
+    bridgeId,
+    bridgeVersion: BRIDGE_VERSION,
+    transferPolicy,
+  });
   const service = await BridgeService.start({
     config,
     logger,
@@ -78,7 +92,6 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   });
 
   let draining = false;
-  const domain = config.sip.domain ?? config.sip.registrar.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
   const outbound: RunningOutbound | undefined = service.registrarEndpoint
     ? startOutbound({
         outbound: config.outbound,
@@ -90,7 +103,11 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
           password: config.sip.password,
           proxy: service.registrarEndpoint,
           rtpAddress: service.mediaAddress,
+          sessionExpiresS: config.sip.sessionExpiresS,
+          minSessionExpiresS: config.sip.minSessionExpiresS,
         },
+        transferPolicy,
+        metrics,
         ua: service.ua!,
         media,
         logger: logger.child({ component: "outbound" }),
@@ -101,7 +118,14 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
         health: () => (draining ? "draining" : "ok"),
       })
     : undefined;
-  if (outbound) logger.info({ bridgeId }, "outbound calls enabled: control channel to the Worker");
+  if (outbound) {
+    logger.info({ bridgeId }, "outbound calls enabled: control channel to the Worker");
+    // Inbound calls use the same room: the registry's spreading by free capacity must see them too.
+    calls.onCall((call) => {
+      outbound.capacityChanged();
+      call.on("ended", () => outbound.capacityChanged());
+    });
+  }
   const cloudReachable = cloudReachabilityProbe(config.cloud.url);
   const ops = await startOpsServer({
     host: config.http.host,

@@ -4,21 +4,26 @@
  *   - a Worker that cannot be reached becomes a 503 the PBX fails over on (or, if configured, the
  *     call is answered and transferred to a human), instead of an answered call with nobody there;
  *   - the agent's greeting is already queued when the caller hears the call connect.
- * After answer it carries the agent's hangup/transfer requests to the SIP call and the call's hold,
- * SIP INFO DTMF and end to the agent, and it is the one place that maps call outcomes into metrics.
+ * After answer it carries the agent's hangup/transfer requests to the SIP call (transfers only to
+ * targets the transfer policy allows) and the call's hold, SIP INFO DTMF and end to the agent, and it
+ * maps inbound call outcomes into metrics (outbound calls: ../outbound/call.ts).
  * Imports the call, cloud and ops layers; none of them imports this.
  */
 import type { CallMetadata, HangupCause } from "@patchbay/shared/protocol";
 import type { AnswerDecision, InboundCall } from "../call/call";
+import type { SipLeg } from "../call/leg";
 import type { CallEndCause } from "../call/types";
 import { type CloudLink, openCloudLink } from "../cloud/index";
 import type { BridgeConfig } from "../config/index";
+import type { TransferPolicy } from "../control/policy";
 import type { Logger } from "../logging";
 import type { CallMedia } from "../media/types";
 import type { BridgeMetrics } from "../ops/index";
 
 export interface CallBindingDeps {
   config: BridgeConfig;
+  /** Transfer targets the agent asks for must pass this before any REFER (none: every transfer refused). */
+  transferPolicy?: TransferPolicy;
   logger: Logger;
   metrics?: BridgeMetrics;
   bridgeId: string;
@@ -27,6 +32,7 @@ export interface CallBindingDeps {
 
 const HANGUP_CAUSE: Record<CallEndCause, HangupCause> = {
   "caller-hangup": "caller-hangup",
+  "callee-hangup": "caller-hangup",
   "agent-hangup": "agent-hangup",
   "max-duration": "max-duration",
   "media-timeout": "media-timeout",
@@ -40,6 +46,41 @@ const HANGUP_CAUSE: Record<CallEndCause, HangupCause> = {
 };
 
 const ANSWER: AnswerDecision = { ok: true };
+
+/**
+ * The agent's transfer requests on a call's link, inbound or outbound: the target passes the bridge's
+ * transfer policy (toll-fraud allow-list) or is refused at once with no SIP sent; an allowed one is a
+ * blind transfer (REFER to the policy's URI). Either way the agent gets a transfer_result.
+ */
+export function bindTransfers(
+  link: CloudLink,
+  leg: Pick<SipLeg, "transfer">,
+  policy: TransferPolicy | undefined,
+  logger: Logger,
+): void {
+  link.on("transferRequested", (target, mode) => {
+    logger.info({ target, mode }, "agent asked for a transfer");
+    const check = policy
+      ? policy.check(target)
+      : { ok: false as const, reason: "transfers are not allowed on this bridge" };
+    if (!check.ok) {
+      logger.warn({ target: target.slice(0, 64), reason: check.reason }, "transfer refused by policy");
+      link.reportTransferResult({ ok: false, target, reason: check.reason.slice(0, 256) });
+      return;
+    }
+    leg
+      .transfer(target, { referTo: check.referTo })
+      .then(() => link.reportTransferResult({ ok: true, target }))
+      .catch((error: Error & { sipStatus?: number }) =>
+        link.reportTransferResult({
+          ok: false,
+          target,
+          reason: error.message.slice(0, 256),
+          ...(error.sipStatus === undefined ? {} : { sipStatus: error.sipStatus }),
+        }),
+      );
+  });
+}
 
 export function callMetadata(call: InboundCall, media: CallMedia): CallMetadata {
   const { info } = call;
@@ -174,20 +215,7 @@ class CallBinding {
       logger.info({ cause }, "agent ended the call");
       void call.hangup(cause === "max-duration" ? "max-duration" : "agent-hangup");
     });
-    link.on("transferRequested", (target, mode) => {
-      logger.info({ target, mode }, "agent asked for a transfer");
-      call
-        .transfer(target)
-        .then(() => link.reportTransferResult({ ok: true, target }))
-        .catch((error: Error & { sipStatus?: number }) =>
-          link.reportTransferResult({
-            ok: false,
-            target,
-            reason: error.message.slice(0, 256),
-            ...(error.sipStatus === undefined ? {} : { sipStatus: error.sipStatus }),
-          }),
-        );
-    });
+    bindTransfers(link, call, this.deps.transferPolicy, logger);
     link.on("turnTiming", (timing) => metrics?.turnTiming(timing));
     link.on("lost", (reason) => {
       metrics?.cloudLinkLost(reason);

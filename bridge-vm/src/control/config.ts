@@ -42,6 +42,11 @@ export const outboundConfigSchema = z
     enabled: bool.default(false),
     /** Allowed destinations (number, or the user part of a SIP URI), e.g. ^\+1\d{10}$ ^\d{3,4}$ */
     allowedDestinations: patternList.default([]),
+    /**
+     * Transfer targets the agent may REFER a call to (inbound and outbound), same syntax. Empty: the
+     * outbound patterns apply; both empty: no transfer is allowed.
+     */
+    transferAllowedDestinations: patternList.default([]),
     /** SIP URI hosts allowed besides the SIP domain / registrar host. */
     allowedHosts: hostList.default([]),
     /** Concurrent outbound calls on this bridge (ringing + answered). */
@@ -64,6 +69,7 @@ export const outboundConfigSchema = z
   .default({
     enabled: false,
     allowedDestinations: [],
+    transferAllowedDestinations: [],
     allowedHosts: [],
     maxCalls: 10,
     cps: 1,
@@ -81,6 +87,7 @@ export const OUTBOUND_ENV_KEYS: Readonly<Record<string, string>> = {
   OUTBOUND_ENABLED: "outbound.enabled",
   OUTBOUND_ALLOWED_DESTINATIONS: "outbound.allowedDestinations",
   OUTBOUND_ALLOWED_HOSTS: "outbound.allowedHosts",
+  TRANSFER_ALLOWED_DESTINATIONS: "outbound.transferAllowedDestinations",
   OUTBOUND_MAX_CALLS: "outbound.maxCalls",
   OUTBOUND_CPS: "outbound.cps",
   OUTBOUND_BURST: "outbound.burst",

@@ -6,20 +6,21 @@
 import type { BridgeConfig } from "../config/index";
 import type { Logger } from "../logging";
 import type { MediaEngine } from "../media/types";
+import type { BridgeMetrics } from "../ops/index";
 import { OutboundCall, type OutboundCallResult } from "../outbound/call";
 import { uriText } from "../sip/dialog/dialog";
-import { type Clock, systemClock } from "../sip/transaction/clock";
+import { type Clock, systemClock, type Timer } from "../sip/transaction/clock";
 import type { Endpoint } from "../sip/transport/types";
 import type { UaCore } from "../sip/ua/ua";
 import { ControlClient } from "./client";
 import type { OutboundConfig } from "./config";
 import { OriginateHandler } from "./originate";
-import { DestinationPolicy, OutboundLimits } from "./policy";
+import { DestinationPolicy, OutboundLimits, type TransferPolicy } from "./policy";
 
 export { ControlClient, controlSocketUrl, type OriginateDecision } from "./client";
 export { OUTBOUND_ENV_KEYS, type OutboundConfig, outboundConfigSchema } from "./config";
 export { type DialResult, OriginateHandler } from "./originate";
-export { DestinationPolicy, OutboundLimits, TokenBucket } from "./policy";
+export { DestinationPolicy, OutboundLimits, TokenBucket, TransferPolicy } from "./policy";
 
 export interface StartOutboundOptions {
   outbound: OutboundConfig;
@@ -34,7 +35,13 @@ export interface StartOutboundOptions {
     proxy: Endpoint;
     /** Address for our SDP c= (public address, or the one the registrar sees). */
     rtpAddress: string;
+    /** RFC 4028 (config sip.sessionExpiresS / sip.minSessionExpiresS). */
+    sessionExpiresS?: number;
+    minSessionExpiresS?: number;
   };
+  /** Transfer targets on outbound calls pass this (the same policy inbound calls use). */
+  transferPolicy?: TransferPolicy;
+  metrics?: BridgeMetrics;
   ua: UaCore;
   media: MediaEngine;
   logger: Logger;
@@ -46,6 +53,8 @@ export interface StartOutboundOptions {
   activeCalls: () => number;
   health: () => "ok" | "degraded" | "draining";
   clock?: Clock;
+  /** Rate limit for capacity reports caused by inbound calls (default CAPACITY_REPORT_INTERVAL_MS). */
+  capacityReportIntervalMs?: number;
 }
 
 export interface RunningOutbound {
@@ -57,7 +66,15 @@ export interface RunningOutbound {
   close(): void;
   /** Hang up every answered outbound call (shutdown). */
   hangupAll(): Promise<void>;
+  /**
+   * Something else changed the bridge's load (an inbound call started or ended): report capacity,
+   * at most once per `capacityReportIntervalMs` (a trailing report carries the last change).
+   */
+  capacityChanged(): void;
 }
+
+/** Inbound calls coming and going report capacity at most this often (the last change is never lost). */
+export const CAPACITY_REPORT_INTERVAL_MS = 1000;
 
 export function startOutbound(options: StartOutboundOptions): RunningOutbound | undefined {
   const { outbound, cloud, sip, logger } = options;
@@ -83,8 +100,14 @@ export function startOutbound(options: StartOutboundOptions): RunningOutbound | 
         media: options.media,
         proxy: sip.proxy,
         fromUri: `sip:${sip.username}@${sip.domain}`,
-        contactUri: options.ua.contactUri(sip.proxy.protocol),
         rtpAddress: sip.rtpAddress,
+        sip: {
+          domain: sip.domain,
+          ...(sip.sessionExpiresS ? { sessionExpiresS: sip.sessionExpiresS } : {}),
+          ...(sip.minSessionExpiresS ? { minSessionExpiresS: sip.minSessionExpiresS } : {}),
+        },
+        ...(options.transferPolicy ? { transferPolicy: options.transferPolicy } : {}),
+        ...(options.metrics ? { metrics: options.metrics } : {}),
         credentials,
         cloud,
         bridgeId: options.bridgeId,
@@ -132,15 +155,42 @@ export function startOutbound(options: StartOutboundOptions): RunningOutbound | 
       return { maxCalls: active + free, activeCalls: active };
     },
     health: options.health,
-    onOriginate: (request) => handler.handle(request),
+    onOriginate: async (request) => {
+      const decision = await handler.handle(request);
+      // Refused before any SIP (policy, limits): still an outbound call attempt operators should see.
+      if (!decision.accepted)
+        options.metrics?.callNotAnswered({ direction: "outbound", outcome: decision.reason });
+      return decision;
+    },
     logger: logger.child({ component: "control" }),
+  });
+  let lastCapacityReportAt = Number.NEGATIVE_INFINITY;
+  let trailingReport: Timer | undefined;
+  const capacityChanged = () => {
+    if (trailingReport) return; // a report is already due: it will carry this change too
+    const wait =
+      lastCapacityReportAt + (options.capacityReportIntervalMs ?? CAPACITY_REPORT_INTERVAL_MS) - clock.now();
+    const send = () => {
+      trailingReport = undefined;
+      lastCapacityReportAt = clock.now();
+      client?.reportCapacity();
+    };
+    if (wait <= 0) send();
+    else trailingReport = clock.schedule(wait, send);
+  };
+  client.on("registered", ({ reconnect }) => {
+    if (reconnect) options.metrics?.controlReconnected();
   });
   client.start();
   return {
     client,
     handler,
     calls: () => [...live],
-    close: () => client?.close(),
+    close: () => {
+      trailingReport?.cancel();
+      client?.close();
+    },
+    capacityChanged,
     hangupAll: async () => {
       await Promise.all([...live].map((call) => call.hangup("shutdown")));
     },

@@ -46,6 +46,7 @@ export class DestinationPolicy {
       reason: "destination-not-allowed",
       detail,
     });
+    if (this.patterns.length === 0) return refuse("no destination patterns are configured");
     if (NUMBER.test(to)) {
       if (!this.allowedUser(to)) return refuse("number matches no allowed pattern");
       return { ok: true, destination: { user: to, requestUri: `sip:${to}@${this.sipDomain}` } };
@@ -63,6 +64,40 @@ export class DestinationPolicy {
 
   private allowedUser(user: string): boolean {
     return this.patterns.some((pattern) => pattern.test(user));
+  }
+}
+
+/**
+ * The policy for transfer targets (REFER on the agent's request, inbound and outbound calls alike): the
+ * same rules as outbound destinations, with `transferAllowedDestinations` (TRANSFER_ALLOWED_DESTINATIONS)
+ * as the patterns, or `allowedDestinations` (OUTBOUND_ALLOWED_DESTINATIONS) when that is empty. With
+ * neither, every transfer is refused: a bridge whose Worker is compromised must not become a dialler.
+ * The target text may be a number or a plain SIP URI, with or without angle brackets.
+ */
+export class TransferPolicy {
+  private readonly policy: DestinationPolicy;
+  readonly configured: boolean;
+
+  constructor(
+    config: Pick<OutboundConfig, "transferAllowedDestinations" | "allowedDestinations" | "allowedHosts">,
+    sipDomain: string,
+  ) {
+    const patterns =
+      config.transferAllowedDestinations.length > 0
+        ? config.transferAllowedDestinations
+        : config.allowedDestinations;
+    this.configured = patterns.length > 0;
+    this.policy = new DestinationPolicy(
+      { allowedDestinations: patterns, allowedHosts: config.allowedHosts },
+      sipDomain,
+    );
+  }
+
+  /** ok → the Refer-To URI to use; refused → why (for transfer_result.reason and the log). */
+  check(target: string): { ok: true; referTo: string } | { ok: false; reason: string } {
+    const check = this.policy.check(target.trim().replace(/^<(.*)>$/, "$1"));
+    if (check.ok) return { ok: true, referTo: check.destination.requestUri };
+    return { ok: false, reason: `transfer target not allowed: ${check.detail}` };
   }
 }
 

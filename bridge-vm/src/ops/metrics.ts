@@ -86,6 +86,11 @@ export class BridgeMetrics {
     help: "Media socket reconnects to the Worker (each one resumed the call without dropping it)",
     registers: [this.registry],
   });
+  private readonly controlReconnects = new Counter({
+    name: "patchbay_control_reconnects_total",
+    help: "Control channel (outbound calls) registrations after the first: each one is a reconnect to the Worker",
+    registers: [this.registry],
+  });
   private readonly cloudLinksLost = new Counter({
     name: "patchbay_cloud_links_lost_total",
     help: "Media sockets given up on, by reason",
@@ -214,6 +219,10 @@ export class BridgeMetrics {
 
   cloudReconnected(): void {
     this.websocketReconnects.inc();
+  }
+
+  controlReconnected(): void {
+    this.controlReconnects.inc();
   }
 
   cloudLinkLost(reason: string): void {
