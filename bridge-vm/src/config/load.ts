@@ -27,6 +27,38 @@ function envNameFor(path: string): string | undefined {
   return Object.entries(ENV_KEYS).find(([, configPath]) => configPath === path)?.[0];
 }
 
+/**
+ * The name an operator knows a failing key by. The issue path may point inside a value (the third entry of
+ * a list: "sip.allowedSources.2"), so the longest prefix that is a config key names it, with the item
+ * index kept: "SIP_ALLOWED_SOURCES[2]" when the value came from the environment, else the config path.
+ */
+function keyName(issuePath: readonly PropertyKey[], fromEnv: ReadonlySet<string>, hasFile: boolean): string {
+  const parts = issuePath.map(String);
+  for (let length = parts.length; length > 0; length--) {
+    const path = parts.slice(0, length).join(".");
+    const rest = parts
+      .slice(length)
+      .map((part) => `[${part}]`)
+      .join("");
+    const env = envNameFor(path);
+    if (env !== undefined && (fromEnv.has(path) || !hasFile)) return `${env}${rest}`;
+  }
+  return parts.join(".");
+}
+
+/**
+ * Why the config file could not be used. JSON.parse's message quotes the start of the text it failed on
+ * (V8: `Unexpected token 'x', "{"sip": {"pa"... is not valid JSON`), and that text can be a password, so
+ * only the position is kept.
+ */
+function describeFileError(file: string, error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code) return `cannot read ${file} (${code})`;
+  const message = error instanceof Error ? error.message : "";
+  const where = /position \d+(?: \(line \d+ column \d+\))?/.exec(message)?.[0];
+  return `${file} is not valid JSON${where ? ` (at ${where})` : ""}`;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BridgeConfig {
   const tree: Tree = { sip: {}, rtp: {}, recording: {}, cloud: {}, http: {}, log: {} };
   const fromEnv = new Set<string>();
@@ -36,7 +68,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BridgeConfig {
     try {
       parsed = JSON.parse(readFileSync(file, "utf8"));
     } catch (error) {
-      throw new ConfigError(`PATCHBAY_CONFIG: cannot read ${file} as JSON (${(error as Error).message})`);
+      throw new ConfigError(`PATCHBAY_CONFIG: ${describeFileError(file, error)}`);
     }
     if (typeof parsed !== "object" || parsed === null)
       throw new ConfigError(`PATCHBAY_CONFIG: ${file} is not an object`);
@@ -53,8 +85,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BridgeConfig {
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const path = issue.path.join(".");
-    const key = fromEnv.has(path) || !file ? (envNameFor(path) ?? path) : path;
-    const shown = SECRET_PATHS.has(path) ? "" : describeReceived(tree, issue.path);
+    const key = keyName(issue.path, fromEnv, Boolean(file));
+    const secret = [...SECRET_PATHS].some(
+      (secretPath) => path === secretPath || path.startsWith(`${secretPath}.`),
+    );
+    const shown = secret ? "" : describeReceived(tree, issue.path);
     throw new ConfigError(`${key}: ${issue.message}${shown}`);
   }
   return deepFreeze(result.data);
@@ -62,8 +97,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BridgeConfig {
 
 function describeReceived(tree: Tree, path: PropertyKey[]): string {
   let node: unknown = tree;
-  for (const key of path)
+  for (const key of path) {
+    if (typeof node === "string" && /^\d+$/.test(String(key))) {
+      // A list given as one environment variable is still a string here (the schema splits it).
+      node = node.split(/[\s,]+/).filter(Boolean)[Number(key)];
+      continue;
+    }
     node = typeof node === "object" && node !== null ? (node as Tree)[String(key)] : undefined;
+  }
   return node === undefined ? " (missing)" : ` (got ${JSON.stringify(node).slice(0, 80)})`;
 }
 

@@ -3,6 +3,7 @@
  * Sources, later wins: defaults here → JSON file named by PATCHBAY_CONFIG → environment variables.
  * The environment variable for each key is listed in ENV_KEYS below (and in deploy/bridge.env.example).
  */
+import { isIP } from "node:net";
 import { z } from "zod";
 import { OUTBOUND_ENV_KEYS, outboundConfigSchema } from "../control/config";
 
@@ -17,12 +18,21 @@ const listOf = <Item extends z.ZodType>(item: Item) =>
     (value) => (typeof value === "string" ? value.split(/[\s,]+/).filter(Boolean) : value),
     z.array(item),
   );
-const cidr = z
-  .string()
-  .regex(
-    /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)(\/\d{1,3})?$/,
-    "an IPv4/IPv6 address or CIDR such as 192.0.2.10 or 10.0.0.0/8",
-  );
+/**
+ * One allow-list entry: an IPv4/IPv6 address with an optional prefix in range (/0–32, /0–128). Checked
+ * here, not only where it is used: the allow-list skips entries it cannot parse, so a typo such as
+ * 10.0.0.0/99 would otherwise boot a bridge that silently refuses every call.
+ */
+const cidr = z.string().refine(
+  (text) => {
+    const [address = "", prefix, extra] = text.split("/");
+    const family = isIP(address);
+    if (family === 0 || extra !== undefined) return false;
+    if (prefix === undefined) return true;
+    return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+  },
+  { message: "an IPv4/IPv6 address or CIDR such as 192.0.2.10 or 10.0.0.0/8" },
+);
 const hostPort = z
   .string()
   .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/, "host or host:port, e.g. pbx.example.com:5060");
@@ -73,7 +83,7 @@ export const configSchema = z
         idle: z.enum(["silence", "none"]).default("silence"),
       })
       .refine((rtp) => rtp.portMin % 2 === 0 && rtp.portMax > rtp.portMin + 2, {
-        message: "portMin must be even and below portMax",
+        message: "must be even and at least 2 below the maximum (RTP_PORT_MAX / rtp.portMax)",
         path: ["portMin"],
       }),
     recording: z.object({
