@@ -23,8 +23,12 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   }
 
   const config = loadConfigOrExit();
-  const logger = createLogger({ level: config.log.level });
+  const logger = createLogger({ level: config.log.level, sipTrace: config.sip.trace });
   logger.info({ config: redactConfig(config) }, "starting patchbay bridge");
+  if (config.sip.trace)
+    logger.info(
+      'SIP_TRACE on: every SIP message is logged as a debug "sip message" line, credentials masked',
+    );
 
   process.on("unhandledRejection", (reason) => logger.error({ err: reason }, "unhandled rejection"));
   process.on("uncaughtException", (error) => {

@@ -11,7 +11,17 @@ export interface LoggingOptions {
   level: LoggerOptions["level"];
   /** Where lines go; defaults to stdout. Tests pass a stream to capture lines. */
   destination?: NodeJS.WritableStream;
+  /**
+   * SIP_TRACE. The transports log every SIP message at debug ("sip message", credentials masked), so on
+   * its own the switch showed nothing at the default LOG_LEVEL=info. With `sipTrace` the SIP transports'
+   * loggers (and only theirs) run at debug whatever `level` says: turning the trace on is enough, and it
+   * does not drown the trace in every other component's debug lines.
+   */
+  sipTrace?: boolean;
 }
+
+/** The `component` of the loggers the SIP transports get (src/service.ts); their debug lines are the trace. */
+export const SIP_TRACE_COMPONENTS: ReadonlySet<string> = new Set(["sip-udp", "sip-tcp"]);
 
 export function createLogger(options: LoggingOptions): Logger {
   const config: LoggerOptions = {
@@ -23,6 +33,19 @@ export function createLogger(options: LoggingOptions): Logger {
     },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
+  if (options.sipTrace) {
+    // Called for every child (and grandchild) once its bindings are set; the child's own later
+    // children inherit the lowered level.
+    config.onChild = (child) => {
+      const component = (child.bindings() as { component?: unknown }).component;
+      if (
+        typeof component === "string" &&
+        SIP_TRACE_COMPONENTS.has(component) &&
+        !child.isLevelEnabled("debug")
+      )
+        child.level = "debug";
+    };
+  }
   return options.destination
     ? pino(config, options.destination as unknown as pino.DestinationStream)
     : pino(config);
