@@ -44,10 +44,14 @@ async function received(): Promise<{ url: string; signature: string | null; body
   }[];
 }
 
-/** Starts a test-basic call, lets the greeting play (acks its marks), returns the bridge. */
-async function answeredCall(callId = newCallId()): Promise<TestBridge> {
-  const { bridge } = await TestBridge.start(callId, { call: { agent: "test-basic" } });
-  await bridge.until(() => bridge.messagesOf("mark").length >= 2, 5000, "greeting marks");
+/** Starts a call (test-basic by default), lets the greeting play (acks its marks), returns the bridge. */
+async function answeredCall(
+  callId = newCallId(),
+  agent = "test-basic",
+  greetingMarks = 2,
+): Promise<TestBridge> {
+  const { bridge } = await TestBridge.start(callId, { call: { agent } });
+  await bridge.until(() => bridge.messagesOf("mark").length >= greetingMarks, 5000, "greeting marks");
   bridge.ackAllMarks();
   return bridge;
 }
@@ -238,6 +242,92 @@ describe("tools", () => {
     const toolMessage = lastRequest().find((message) => message.role === "tool");
     expect(toolMessage?.content).toContain("failed (SIP 486): Busy Here");
     expect(bridge.closed).toBeUndefined();
+    bridge.close();
+  });
+
+  it("warm transfer: the summary plays to the human after consulting, then transfer_join; ok ends the call as transferred", async () => {
+    const callId = newCallId();
+    const bridge = await answeredCall(callId, "test-warm", 1);
+    const summary = "Alice is calling about a refund for order A17.";
+    hub.replies.push({
+      text: "One moment, I'll put you through.",
+      toolCalls: [
+        { id: "t1", name: "transfer_call", arguments: JSON.stringify({ target: "2002", summary }) },
+      ],
+    });
+    const from = bridge.received.length;
+    say(bridge, "I want to talk to a person");
+    await bridge.next("mark", { from });
+    bridge.ackAllMarks();
+    expect(await bridge.next("transfer", { from })).toEqual({
+      type: "transfer",
+      target: "2002",
+      mode: "warm",
+      summary,
+    });
+    bridge.send({ type: "transfer_progress", target: "2002", state: "dialing", atMs: 1 });
+    bridge.send({ type: "transfer_progress", target: "2002", state: "ringing", atMs: 2 });
+    // The caller talks into the silence: no new turn.
+    say(bridge, "hello? are you still there?");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(hub.lastLlm?.requests).toHaveLength(1);
+
+    const consulting = bridge.received.length;
+    bridge.send({ type: "transfer_progress", target: "2002", state: "consulting", atMs: 3 });
+    await bridge.next("transfer_join", { from: consulting });
+    expect(hub.tts?.spoken.slice(-1)).toEqual([summary]);
+    const sequence = bridge.received
+      .slice(consulting)
+      .map((item) => (item.kind === "audio" ? "audio" : item.message.type));
+    expect(sequence[0]).toBe("audio");
+    expect(sequence.slice(-2)).toEqual(["mark", "transfer_join"]);
+
+    bridge.send({ type: "transfer_result", ok: true, target: "2002" });
+    bridge.send({ type: "hangup", cause: "transferred", by: "bridge" });
+    await bridge.until(() => bridge.closed !== undefined);
+    const view = await report(callId);
+    expect(view).toMatchObject({ status: "ended", endCause: "transferred" });
+    expect(view.transcript.map((line) => [line.role, line.text])).toEqual([
+      ["agent", "Hello, warm transfer line."],
+      ["caller", "I want to talk to a person"],
+      ["agent", "One moment, I'll put you through."],
+    ]);
+  });
+
+  it("warm transfer: the person does not answer: the model is told, the agent carries on with the caller", async () => {
+    const callId = newCallId();
+    const bridge = await answeredCall(callId, "test-warm", 1);
+    hub.replies.push(
+      {
+        text: "Let me get someone.",
+        toolCalls: [{ id: "t1", name: "transfer_call", arguments: '{"target":"2002"}' }],
+      },
+      { text: "Nobody is answering right now, sorry." },
+    );
+    const from = bridge.received.length;
+    say(bridge, "a person please");
+    await bridge.next("mark", { from });
+    bridge.ackAllMarks();
+    const transfer = await bridge.next("transfer", { from });
+    expect(transfer.summary).toContain('They said: "a person please"');
+    bridge.send({ type: "transfer_progress", target: "2002", state: "ringing", atMs: 1 });
+    bridge.send({ type: "transfer_result", ok: false, target: "2002", sipStatus: 408 });
+    await bridge.until(
+      () => hub.tts?.spoken.includes("Nobody is answering right now, sorry.") === true,
+      5000,
+      "the apology",
+    );
+    expect(lastRequest().find((message) => message.role === "tool")?.content).toContain(
+      "the person did not answer",
+    );
+    expect(bridge.messagesOf("transfer_join")).toEqual([]);
+    expect(bridge.closed).toBeUndefined();
+    bridge.ackAllMarks();
+    hub.replies.push({ text: "Of course." });
+    say(bridge, "then leave a message");
+    await bridge.until(() => hub.lastLlm?.requests.length === 3, 5000, "the next turn");
+    expect(lastRequest().slice(-1)).toEqual([{ role: "user", content: "then leave a message" }]);
+    expect((await report(callId)).status).toBe("active");
     bridge.close();
   });
 
@@ -509,6 +599,49 @@ describe("alarms", () => {
 });
 
 describe("speech-to-speech mode (agent.mode = realtime)", () => {
+  it("warm transfer: caller audio stops reaching the model, the provider speaks the summary, then transfer_join; a failure goes back to the model", async () => {
+    const callId = newCallId();
+    const { bridge } = await TestBridge.start(callId, { call: { agent: "test-realtime-warm" } });
+    await bridge.until(() => bridge.messagesOf("mark").length >= 2, 5000, "greeting marks");
+    bridge.ackAllMarks();
+    const realtime = hub.realtime!;
+    const stub = callStub(callId);
+    const summary = "Bob needs help with an invoice.";
+    await runInDurableObject(stub, () => {
+      realtime.respond("One moment.");
+      realtime.events.onToolCall({
+        id: "t1",
+        name: "transfer_call",
+        arguments: JSON.stringify({ target: "2002", summary }),
+      });
+    });
+    await bridge.until(() => bridge.messagesOf("mark").length >= 4, 5000, "marks of 'One moment.'");
+    bridge.ackAllMarks();
+    expect((await bridge.next("transfer")).summary).toBe(summary);
+    const heard = realtime.bytesReceived;
+    bridge.sendAudio(3, "speech");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(realtime.bytesReceived).toBe(heard); // the provider's VAD must not start a response
+
+    const consulting = bridge.received.length;
+    bridge.send({ type: "transfer_progress", target: "2002", state: "consulting", atMs: 1 });
+    await bridge.next("transfer_join", { from: consulting });
+    expect(realtime.requests.slice(-1)[0]).toContain(`"${summary}"`);
+    const sequence = bridge.received
+      .slice(consulting)
+      .map((item) => (item.kind === "audio" ? "audio" : item.message.type));
+    expect(sequence[0]).toBe("audio");
+    expect(sequence.slice(-2)).toEqual(["mark", "transfer_join"]);
+
+    bridge.send({ type: "transfer_result", ok: false, target: "2002", reason: "the person hung up" });
+    await bridge.until(() => realtime.toolResults.length === 1, 5000, "the tool result");
+    expect(realtime.toolResults[0]).toMatchObject({ callId: "t1" });
+    expect(realtime.toolResults[0]?.output).toContain("the person hung up");
+    bridge.sendAudio(2, "speech");
+    await bridge.until(() => realtime.bytesReceived === heard + 320, 5000, "caller audio again");
+    bridge.close();
+  });
+
   it("greets, marks the audio, truncates the provider's item on barge-in, and ends the call by tool", async () => {
     const callId = newCallId();
     const { bridge } = await TestBridge.start(callId, { call: { agent: "test-realtime" } });

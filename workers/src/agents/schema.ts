@@ -99,6 +99,17 @@ export const agentDefinition = z
     tools: z.array(toolDefinition).max(32).default([]),
     /** Transfer targets the model may use; empty = any target the model names. */
     transferTargets: z.array(z.string().min(1).max(512)).max(64).default([]),
+    transfer: z
+      .object({
+        /**
+         * "blind": the caller is handed over at once (REFER). "warm": the bridge calls the target
+         * first and the agent tells the person who answers what the call is about (the model's
+         * `summary`, or a default built from the caller's last words), then the two are joined; if
+         * nobody answers, the caller stays with the agent (shared/PROTOCOL.md §9).
+         */
+        mode: z.enum(["blind", "warm"]).default("blind"),
+      })
+      .prefault({}),
     routing: z
       .object({
         /** Dialed numbers (the SIP To user part, digits and +) that select this agent. */

@@ -186,6 +186,9 @@ export class CallSession extends DurableObject<Env> {
       case "transfer_result":
         conversation?.transferResult(message);
         return;
+      case "transfer_progress":
+        conversation?.transferProgress(message);
+        return;
       case "hangup":
         await this.#endCall(message.cause, `hung up by ${message.by}`, { tellBridge: false });
         return;

@@ -29,6 +29,14 @@ import type {
 import { ClauseChunker } from "./chunker";
 import type { Clock, TimerHandle } from "./clock";
 import { parseToolArguments, runWebhookTool, toolSpecsFor, type WebhookDeps } from "./tools";
+import {
+  PendingTransfer,
+  refuseTransferTarget,
+  type TransferOutcome,
+  type TransferState,
+  transferFailure,
+  transferSummary,
+} from "./transfer";
 import { EnergyVad } from "./vad";
 
 // ---- What the conversation keeps and reports -------------------------------------------------
@@ -102,6 +110,8 @@ export interface CallAgent {
   markPlayed(name: string): void;
   callerDtmf(digit: string): void;
   transferResult(result: { ok: boolean; target: string; reason?: string; sipStatus?: number }): void;
+  /** Warm transfer progress (PROTOCOL.md §9). */
+  transferProgress(progress: { target: string; state: TransferState }): void;
   onReconnected(): void;
   close(): Promise<void>;
 }
@@ -117,8 +127,10 @@ export interface ConversationOptions {
   greet: boolean;
   /** Upper bound on waiting for playout before hanging up / transferring. */
   drainTimeoutMs?: number;
-  /** How long to wait for the bridge's transfer_result. */
+  /** Blind transfer: how long to wait for the bridge's transfer_result (default 40 s). */
   transferTimeoutMs?: number;
+  /** Warm transfer: give up this long after the last transfer_progress (default 60 s). */
+  warmTransferIdleMs?: number;
   /** Model ↔ tool round trips per caller turn. */
   maxToolRounds?: number;
 }
@@ -137,6 +149,8 @@ interface Clause {
 interface Segment {
   clauses: Clause[];
   entry?: HistoryEntry;
+  /** A warm transfer's summary, spoken to the human: never part of the caller's conversation. */
+  toHuman?: boolean;
 }
 
 interface Turn {
@@ -156,6 +170,14 @@ interface Turn {
   waitConfirmed?: () => void;
 }
 
+interface ActiveTransfer {
+  pending: PendingTransfer;
+  /** The turn whose transfer_call is waiting. */
+  turn: Turn;
+  /** Warm: the summary's clauses, once the human answered. */
+  summary?: Segment;
+}
+
 interface DrainWaiter {
   turn: Turn;
   finish(): void;
@@ -167,7 +189,6 @@ interface QueuedClause {
 }
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 15_000;
-const DEFAULT_TRANSFER_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_TOOL_ROUNDS = 5;
 const STOP = Symbol("stop");
 
@@ -194,7 +215,10 @@ export class Conversation implements CallAgent {
   #pendingCallerText?: string;
   #dtmfDigits = "";
   #dtmfTimer?: TimerHandle;
-  #transferWaiter?: (result: { ok: boolean; reason?: string; sipStatus?: number }) => void;
+  /** The transfer in flight: caller input starts no turns and does not barge in meanwhile. */
+  #transfer?: ActiveTransfer;
+  /** Called on every TTS flush (a warm transfer waits for its summary to be sent). */
+  #onFlush?: () => void;
   #drainWaiters = new Set<DrainWaiter>();
   /** Own-VAD turn ends: when the caller stopped, and when we asked the STT to finalize. */
   #pendingSpeechEndAt?: number;
@@ -290,6 +314,11 @@ export class Conversation implements CallAgent {
   /** Caller pressed a key: collected for `dtmfDebounceMs`, then given to the model as a user message. */
   callerDtmf(digit: string): void {
     if (this.#closed) return;
+    if (this.#transfer) {
+      // The caller hears silence (or, warm, these keys are the human's): nobody is there to answer them.
+      this.#host.log("debug", "dtmf ignored during a transfer", { digit });
+      return;
+    }
     if (this.agentTalking && this.#agent.bargeIn.enabled) this.#interrupt("dtmf");
     this.#dtmfDigits += digit;
     this.#dtmfTimer?.cancel();
@@ -302,9 +331,15 @@ export class Conversation implements CallAgent {
   }
 
   transferResult(result: { ok: boolean; target: string; reason?: string; sipStatus?: number }): void {
-    const waiter = this.#transferWaiter;
-    this.#transferWaiter = undefined;
-    waiter?.(result);
+    this.#transfer?.pending.settle(result);
+  }
+
+  /** The human answered a warm transfer (`consulting`): tell them the summary, then join the legs. */
+  transferProgress(progress: { target: string; state: TransferState }): void {
+    const transfer = this.#transfer;
+    if (!transfer || this.#closed) return;
+    this.#host.log("info", "transfer progress", { state: progress.state, target: progress.target });
+    if (transfer.pending.progress(progress.state)) void this.#speakSummary(transfer);
   }
 
   /**
@@ -315,6 +350,8 @@ export class Conversation implements CallAgent {
   onReconnected(): void {
     const turn = this.#turn;
     if (!turn || turn.settled) return;
+    // The bridge carries a transfer across its reconnect; its result arrives on the new socket.
+    if (this.#transfer) return;
     this.#lateMarks.clear();
     for (const [name, value] of this.#marks) if (value.turn === turn) this.#lateMarks.set(name, value);
     this.#interrupt("reconnect");
@@ -350,8 +387,7 @@ export class Conversation implements CallAgent {
       this.#truncateToHeard(turn);
       this.#settle(turn, true);
     }
-    this.#transferWaiter?.({ ok: false, reason: "call ended" });
-    this.#transferWaiter = undefined;
+    this.#transfer?.pending.settle({ ok: false, reason: "call ended" });
     const sessions = [this.#stt?.close(), this.#tts?.close()];
     this.#stt = undefined;
     this.#tts = undefined;
@@ -411,6 +447,15 @@ export class Conversation implements CallAgent {
   // ---- Turn-taking ----------------------------------------------------------------------------
 
   #callerTurnEnded(transcript: string, eager: boolean): void {
+    if (this.#transfer) {
+      // Waiting for a transfer, nobody answers the caller; once the human is on (warm), the words
+      // are theirs. Either way they start no turn and are not carried into a later one.
+      this.#host.log("debug", "speech ignored during a transfer", { chars: transcript.length });
+      this.#finals = [];
+      this.#pendingSpeechEndAt = undefined;
+      this.#finalizeAt = undefined;
+      return;
+    }
     const now = this.#host.clock.now();
     const current = this.#turn;
     if (current?.speculative && !current.settled) {
@@ -447,7 +492,7 @@ export class Conversation implements CallAgent {
   }
 
   #startCallerTurn(text: string, source: "caller" | "dtmf", timestamps: TurnTimestamps = {}): void {
-    if (this.#closed || this.#ending) return;
+    if (this.#closed || this.#ending || this.#transfer) return;
     if (this.agentTalking) {
       if (this.#agent.bargeIn.enabled || this.#turn?.speculative) {
         this.#interrupt(source === "dtmf" ? "dtmf" : "caller-turn");
@@ -624,8 +669,17 @@ export class Conversation implements CallAgent {
           typeof args.value.reason === "string" ? args.value.reason : undefined,
         );
         return STOP;
-      case "transfer_call":
-        return this.#transfer(turn, String(args.value.target ?? ""));
+      case "transfer_call": {
+        const outcome = await this.#runTransfer(turn, String(args.value.target ?? ""), args.value.summary);
+        if (!outcome.ended) return outcome.content;
+        // The call is over: record the result, and no further model round.
+        this.#appendMessage(
+          turn.record.turn,
+          { role: "tool", toolCallId: call.id, content: outcome.content },
+          true,
+        );
+        return STOP;
+      }
       case "send_dtmf": {
         const digits = String(args.value.digits ?? "");
         if (!/^[0-9*#A-D]{1,32}$/.test(digits)) return "error: digits must be 1-32 of 0-9 * # A-D";
@@ -681,36 +735,110 @@ export class Conversation implements CallAgent {
     this.#host.onCallEnd("normal", reason ?? "agent ended the call");
   }
 
-  async #transfer(turn: Turn, target: string): Promise<string> {
-    const allowed = this.#agent.transferTargets;
-    if (!target || target.length > 512) return "error: a transfer target is required";
-    if (allowed.length > 0 && !allowed.includes(target)) {
-      return `error: ${target} is not an allowed transfer target (allowed: ${allowed.join(", ")})`;
-    }
+  /**
+   * transfer_call. Blind: `transfer` once "I'll transfer you" has been played, then wait for
+   * transfer_result. Warm (PROTOCOL.md §9): the same, with a summary; when the human answers
+   * (transfer_progress consulting) the summary is spoken to them, then `transfer_join`. Until the
+   * result, caller speech, keys and barge-in are ignored. Success ends the call as transferred; a
+   * failure goes back to the model (the caller is with the agent again) with the reason.
+   */
+  async #runTransfer(
+    turn: Turn,
+    target: string,
+    modelSummary: unknown,
+  ): Promise<{ content: string; ended: boolean }> {
+    const refused = refuseTransferTarget(target, this.#agent.transferTargets);
+    if (refused) return { content: refused, ended: false };
     // Let the caller hear "I'll transfer you" before the leg moves.
     await this.#drain(turn);
-    if (turn.controller.signal.aborted || this.#closed) return "cancelled";
-    const result = await new Promise<{ ok: boolean; reason?: string; sipStatus?: number }>((resolve) => {
-      const timer = this.#host.clock.setTimer(
-        this.#options.transferTimeoutMs ?? DEFAULT_TRANSFER_TIMEOUT_MS,
-        () => {
-          this.#transferWaiter = undefined;
-          resolve({ ok: false, reason: "no answer from the phone system" });
-        },
-      );
-      this.#transferWaiter = (value) => {
-        timer.cancel();
-        resolve(value);
-      };
-      this.#host.output.send({ type: "transfer", target, mode: "blind" });
-    });
-    if (result.ok) {
+    if (turn.controller.signal.aborted || this.#closed) return { content: "cancelled", ended: false };
+    const mode = this.#agent.transfer.mode;
+    const summary = mode === "warm" ? transferSummary(modelSummary, this.#lastCallerWords()) : undefined;
+    const pending = new PendingTransfer(
+      target,
+      mode,
+      summary,
+      this.#host.clock,
+      { blindMs: this.#options.transferTimeoutMs, warmIdleMs: this.#options.warmTransferIdleMs },
+      () => {
+        if (mode === "warm") this.#host.output.send({ type: "transfer_cancel" });
+      },
+    );
+    const transfer: ActiveTransfer = { pending, turn };
+    this.#transfer = transfer;
+    this.#host.output.send({ type: "transfer", target, mode, ...(summary ? { summary } : {}) });
+    this.#host.log("info", "transfer requested", { target, mode });
+    const outcome: TransferOutcome = await pending.promise;
+    this.#transfer = undefined;
+    this.#onFlush?.(); // a summary still waiting to be sent stops waiting (the transfer is over)
+    if (outcome.ok && !this.#closed) {
       this.#ending = true;
-      this.#host.onCallEnd("transferred", `transferred to ${target}`);
-      return `transferred to ${target}`;
+      this.#host.onCallEnd("transferred", `transferred to ${target}${mode === "warm" ? " (warm)" : ""}`);
+      return { content: `transferred to ${target}`, ended: true };
     }
-    const status = result.sipStatus !== undefined ? ` (SIP ${result.sipStatus})` : "";
-    return `error: the transfer to ${target} failed${status}: ${result.reason ?? "unknown reason"}. Tell the caller.`;
+    this.#dropSummary(transfer);
+    this.#finals = [];
+    this.#pendingCallerText = undefined;
+    this.#host.log("info", "transfer failed", { target, mode, reason: outcome.reason });
+    return { content: transferFailure(target, outcome), ended: false };
+  }
+
+  /** Speaks the warm transfer's summary to the human (clauses with marks), then sends transfer_join. */
+  async #speakSummary(transfer: ActiveTransfer): Promise<void> {
+    const { pending, turn } = transfer;
+    const segment: Segment = { clauses: [], toHuman: true };
+    turn.segments.push(segment);
+    transfer.summary = segment;
+    const chunker = new ClauseChunker();
+    const clauses = [...chunker.push(pending.summary ?? ""), chunker.flush()].filter(
+      (text): text is string => text !== undefined && text !== "",
+    );
+    for (const clause of clauses) this.#sendClauseToTts(turn, segment, clause);
+    // transfer_join means "join once the audio queued before this has played": the summary's audio
+    // must all have been sent first. A TTS that never finishes does not keep the human waiting.
+    await new Promise<void>((resolve) => {
+      const timer = this.#host.clock.setTimer(this.#options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS, () =>
+        finish(),
+      );
+      const finish = () => {
+        timer.cancel();
+        if (this.#onFlush === check) this.#onFlush = undefined;
+        resolve();
+      };
+      const check = () => {
+        if (pending.done || segment.clauses.every((clause) => clause.sent)) finish();
+      };
+      this.#onFlush = check;
+      check();
+    });
+    if (pending.done || this.#closed) return;
+    this.#host.output.send({ type: "transfer_join" });
+  }
+
+  /**
+   * After a failed warm transfer the caller hears the agent again: summary audio still queued for the
+   * human must not reach them, and its clauses must not hold the turn open (their marks may never
+   * come back once the human's leg is gone).
+   */
+  #dropSummary(transfer: ActiveTransfer): void {
+    const segment = transfer.summary;
+    if (!segment) return;
+    const unplayed = segment.clauses.some((clause) => !clause.played);
+    if (segment.clauses.some((clause) => !clause.sent)) {
+      this.#tts?.clear();
+      this.#ttsQueue = this.#ttsQueue.filter((queued) => !segment.clauses.includes(queued.clause));
+    }
+    if (unplayed) this.#host.output.send({ type: "clear" });
+    for (const clause of segment.clauses) this.#marks.delete(clause.mark);
+    transfer.turn.segments = transfer.turn.segments.filter((other) => other !== segment);
+  }
+
+  #lastCallerWords(): string | undefined {
+    for (let index = this.#history.length - 1; index >= 0; index--) {
+      const message = this.#history[index]!.message;
+      if (message.role === "user" && !message.content.startsWith("[caller pressed")) return message.content;
+    }
+    return undefined;
   }
 
   /**
@@ -796,6 +924,7 @@ export class Conversation implements CallAgent {
     head.clause.sent = true;
     this.#marks.set(head.clause.mark, head);
     this.#host.output.send({ type: "mark", name: head.clause.mark });
+    this.#onFlush?.();
   }
 
   // ---- Barge-in -------------------------------------------------------------------------------
@@ -807,7 +936,7 @@ export class Conversation implements CallAgent {
    */
   #checkBargeIn(now: number): void {
     const turn = this.#turn;
-    if (!turn || turn.settled || turn.speculative || !this.#agent.bargeIn.enabled) return;
+    if (!turn || turn.settled || turn.speculative || !this.#agent.bargeIn.enabled || this.#transfer) return;
     const since = turn.record.startedAt;
     const minimum = this.#agent.bargeIn.minSpeechMs;
     const burst = this.#vad.burstStartMs;
@@ -843,6 +972,7 @@ export class Conversation implements CallAgent {
   /** Rewrites this turn's assistant messages to what was heard, and answers dangling tool calls. */
   #truncateToHeard(turn: Turn): void {
     for (const segment of turn.segments) {
+      if (segment.toHuman) continue;
       const heard = heardText(segment);
       const entry = segment.entry;
       if (!entry) {

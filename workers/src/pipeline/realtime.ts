@@ -12,14 +12,30 @@ import { BYTES_PER_FRAME } from "@patchbay/shared/audio";
 import type { AgentDefinition } from "../agents/schema";
 import type { RealtimeProvider, RealtimeSession } from "../providers/realtime-types";
 import type { AudioFormat, ChatMessage, ToolCall } from "../providers/types";
+import type { TimerHandle } from "./clock";
 import type { CallAgent, ConversationHost, HistoryEntry, TurnRecord } from "./conversation";
 import { parseToolArguments, runWebhookTool, toolSpecsFor } from "./tools";
+import {
+  PendingTransfer,
+  refuseTransferTarget,
+  type TransferState,
+  transferFailure,
+  transferSummary,
+} from "./transfer";
 
 /** Bytes of G.711 per ms at 8 kHz. */
 const BYTES_PER_MS = BYTES_PER_FRAME / 20;
 const MARK_EVERY_BYTES = 250 * BYTES_PER_MS;
 const DRAIN_TIMEOUT_MS = 15_000;
-const TRANSFER_TIMEOUT_MS = 30_000;
+
+interface RealtimeTransfer {
+  pending: PendingTransfer;
+  summaryRequested: boolean;
+  /** The provider's item that speaks the summary. */
+  summaryItem?: string;
+  joined: boolean;
+  joinTimer?: TimerHandle;
+}
 
 interface ItemPlayout {
   itemId: string;
@@ -49,7 +65,17 @@ export class RealtimeConversation implements CallAgent {
   #turn: number;
   #turnStartedAt?: number;
   #firstAudioSent = false;
-  #transferWaiter?: (result: { ok: boolean; reason?: string; sipStatus?: number }) => void;
+  /**
+   * The transfer in flight. Caller audio is not forwarded meanwhile: the provider's own VAD would
+   * start a new response to the caller (or, warm, to the human). Warm: `summaryItem` is the
+   * response that speaks the summary; transfer_join follows once it is done.
+   */
+  #transfer?: RealtimeTransfer;
+  /** Audio of this item is dropped (a summary still streaming after its transfer failed). */
+  #mutedItem?: string;
+  /** The summary was requested but had not started when its transfer failed: drop it when it does. */
+  #muteNextItem = false;
+  #ending = false;
   #drainWaiters: (() => void)[] = [];
   #closed = false;
 
@@ -91,7 +117,14 @@ export class RealtimeConversation implements CallAgent {
             this.#host.log("error", "realtime tool failed", { tool: call.name, error: String(error) });
           });
         },
-        onResponseDone: () => this.#markTo(this.#current, true),
+        onResponseDone: () => {
+          // The summary response is the only one that can be pending here: once it is done, a later
+          // item (the model's answer to the failed transfer) must be heard.
+          this.#muteNextItem = false;
+          this.#markTo(this.#current, true);
+          const transfer = this.#transfer;
+          if (transfer?.summaryItem !== undefined) this.#join();
+        },
         onError: (error) => {
           this.#host.log("error", "realtime provider error", { code: error.code, message: error.message });
           if (this.#closed) return;
@@ -116,7 +149,7 @@ export class RealtimeConversation implements CallAgent {
   }
 
   pushCallerAudio(audio: Uint8Array): void {
-    if (!this.#closed) this.#session?.sendAudio(audio);
+    if (!this.#closed && !this.#transfer) this.#session?.sendAudio(audio);
   }
 
   markPlayed(name: string): void {
@@ -129,14 +162,41 @@ export class RealtimeConversation implements CallAgent {
   }
 
   callerDtmf(digit: string): void {
+    if (this.#transfer) return; // nobody to answer them while the transfer is under way
     // The provider hears audio only; DTMF reaches the model as a one-off instruction.
     this.#session?.requestResponse(`The caller pressed the phone key ${digit}. Respond to it.`);
   }
 
   transferResult(result: { ok: boolean; target: string; reason?: string; sipStatus?: number }): void {
-    const waiter = this.#transferWaiter;
-    this.#transferWaiter = undefined;
-    waiter?.(result);
+    this.#transfer?.pending.settle(result);
+  }
+
+  /**
+   * Warm transfer: when the human answers, the provider is asked to speak the summary verbatim (a
+   * response.create with one-off instructions, so the voice stays the call's); transfer_join follows
+   * once that response is done, i.e. all its audio was sent. A provider that never answers does not
+   * keep the human waiting: the join goes out after DRAIN_TIMEOUT_MS regardless.
+   */
+  transferProgress(progress: { target: string; state: TransferState }): void {
+    const transfer = this.#transfer;
+    if (!transfer || this.#closed) return;
+    this.#host.log("info", "transfer progress", { state: progress.state, target: progress.target });
+    if (!transfer.pending.progress(progress.state)) return;
+    transfer.summaryRequested = true;
+    transfer.joinTimer = this.#host.clock.setTimer(DRAIN_TIMEOUT_MS, () => this.#join());
+    this.#session?.requestResponse(
+      "You are transferring the caller to the person who just answered the phone. Say exactly the " +
+        `following to them, word for word, and nothing else: "${transfer.pending.summary ?? ""}"`,
+    );
+  }
+
+  #join(): void {
+    const transfer = this.#transfer;
+    if (!transfer || transfer.joined || transfer.pending.done || this.#closed) return;
+    transfer.joined = true;
+    transfer.joinTimer?.cancel();
+    this.#markTo(this.#current, true);
+    this.#host.output.send({ type: "transfer_join" });
   }
 
   onReconnected(): void {
@@ -149,7 +209,7 @@ export class RealtimeConversation implements CallAgent {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#transferWaiter?.({ ok: false, reason: "call ended" });
+    this.#transfer?.pending.settle({ ok: false, reason: "call ended" });
     for (const resolve of this.#drainWaiters.splice(0)) resolve();
     const session = this.#session;
     this.#session = undefined;
@@ -159,9 +219,16 @@ export class RealtimeConversation implements CallAgent {
   // ---- provider events --------------------------------------------------------------------------
 
   #onAudio(audio: Uint8Array, itemId: string): void {
-    if (this.#closed || audio.length === 0) return;
+    if (this.#closed || audio.length === 0 || itemId === this.#mutedItem) return;
     let item = this.#items.get(itemId);
+    if (!item && this.#muteNextItem) {
+      this.#muteNextItem = false;
+      this.#mutedItem = itemId;
+      return;
+    }
     if (!item) {
+      const transfer = this.#transfer;
+      if (transfer?.summaryRequested && transfer.summaryItem === undefined) transfer.summaryItem = itemId;
       this.#markTo(this.#current, true);
       item = { itemId, index: this.#itemCount++, bytesSent: 0, bytesMarked: 0, bytesPlayed: 0 };
       this.#items.set(itemId, item);
@@ -256,7 +323,7 @@ export class RealtimeConversation implements CallAgent {
         this.#host.onCallEnd("normal", reason ?? "agent ended the call");
         return;
       } else if (definition.name === "transfer_call") {
-        output = await this.#transfer(String(args.value.target ?? ""));
+        output = await this.#runTransfer(String(args.value.target ?? ""), args.value.summary);
       } else {
         const digits = String(args.value.digits ?? "");
         if (/^[0-9*#A-D]{1,32}$/.test(digits)) {
@@ -265,30 +332,50 @@ export class RealtimeConversation implements CallAgent {
         } else output = "error: digits must be 1-32 of 0-9 * # A-D";
       }
     }
-    if (!this.#closed) this.#session?.sendToolResult(call.id, output);
+    // A completed transfer ends the call: no result, or the model would answer into the void.
+    if (!this.#closed && !this.#ending) this.#session?.sendToolResult(call.id, output);
   }
 
-  async #transfer(target: string): Promise<string> {
-    const allowed = this.#options.agent.transferTargets;
-    if (!target) return "error: a transfer target is required";
-    if (allowed.length > 0 && !allowed.includes(target))
-      return `error: ${target} is not an allowed transfer target`;
+  /** transfer_call, as in the pipeline mode (see Conversation#runTransfer and PROTOCOL.md §9). */
+  async #runTransfer(target: string, modelSummary: unknown): Promise<string> {
+    const { agent } = this.#options;
+    const refused = refuseTransferTarget(target, agent.transferTargets);
+    if (refused) return refused;
     await this.#drain();
-    const result = await new Promise<{ ok: boolean; reason?: string; sipStatus?: number }>((resolve) => {
-      const timer = this.#host.clock.setTimer(TRANSFER_TIMEOUT_MS, () =>
-        resolve({ ok: false, reason: "no answer from the phone system" }),
-      );
-      this.#transferWaiter = (value) => {
-        timer.cancel();
-        resolve(value);
-      };
-      this.#host.output.send({ type: "transfer", target, mode: "blind" });
+    if (this.#closed) return "cancelled";
+    const mode = agent.transfer.mode;
+    const summary = mode === "warm" ? transferSummary(modelSummary, this.#lastCallerWords()) : undefined;
+    const pending = new PendingTransfer(target, mode, summary, this.#host.clock, {}, () => {
+      if (mode === "warm") this.#host.output.send({ type: "transfer_cancel" });
     });
-    if (result.ok) {
-      this.#host.onCallEnd("transferred", `transferred to ${target}`);
+    const transfer: RealtimeTransfer = { pending, summaryRequested: false, joined: false };
+    this.#transfer = transfer;
+    this.#host.output.send({ type: "transfer", target, mode, ...(summary ? { summary } : {}) });
+    const result = await pending.promise;
+    this.#transfer = undefined;
+    transfer.joinTimer?.cancel();
+    if (result.ok && !this.#closed) {
+      this.#ending = true;
+      this.#host.onCallEnd("transferred", `transferred to ${target}${mode === "warm" ? " (warm)" : ""}`);
       return `transferred to ${target}`;
     }
-    return `error: the transfer to ${target} failed: ${result.reason ?? "unknown reason"}. Tell the caller.`;
+    if (transfer.summaryRequested) {
+      // The summary was for the human: none of it may reach the caller, who hears the agent again.
+      if (transfer.summaryItem !== undefined) this.#mutedItem = transfer.summaryItem;
+      else this.#muteNextItem = true;
+      this.#host.output.send({ type: "clear" });
+      this.#items.clear();
+      this.#current = undefined;
+    }
+    return transferFailure(target, result);
+  }
+
+  #lastCallerWords(): string | undefined {
+    for (let index = this.#history.length - 1; index >= 0; index--) {
+      const message = this.#history[index]!.message;
+      if (message.role === "user") return message.content;
+    }
+    return undefined;
   }
 
   #drain(): Promise<void> {

@@ -48,8 +48,27 @@ function toolSpecOf(tool: ToolDefinition, agent: AgentDefinition): ToolSpec {
   if (tool.name === "transfer_call" && agent.transferTargets.length > 0) {
     description += ` Allowed targets: ${agent.transferTargets.join(", ")}.`;
   }
+  if (tool.name === "transfer_call" && agent.transfer.mode === "warm") {
+    // Warm transfers brief the person first: the model writes what they are told.
+    description +=
+      " The person at the target is called first and hears your summary before the caller is connected; if nobody answers you will be told, and the caller stays with you.";
+    return { name: tool.name, description, parameters: warmTransferParameters };
+  }
   return { name: tool.name, description, parameters: spec.parameters };
 }
+
+const warmTransferParameters: Record<string, unknown> = {
+  type: "object",
+  properties: {
+    target: { type: "string", description: "Extension or phone number to transfer to" },
+    summary: {
+      type: "string",
+      description:
+        "One or two sentences for the person taking the call: who is calling and what they need. Spoken to them before the caller is connected.",
+    },
+  },
+  required: ["target"],
+};
 
 export type ToolArguments = { ok: true; value: Record<string, unknown> } | { ok: false; error: string };
 

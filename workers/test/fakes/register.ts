@@ -67,6 +67,14 @@ export const testAgents: AgentDefinitionInput[] = [
     greeting: "Hi.",
     limits: { maxDurationSeconds: 600, noAudioTimeoutSeconds: 0.3 },
   },
+  {
+    ...base,
+    id: "test-warm",
+    greeting: "Hello, warm transfer line.",
+    tools: [{ type: "builtin", name: "transfer_call" }],
+    transferTargets: ["2002"],
+    transfer: { mode: "warm" },
+  },
   { ...base, id: "test-broken", stt: { provider: "no-such-vendor" } },
   {
     ...base,
@@ -75,6 +83,15 @@ export const testAgents: AgentDefinitionInput[] = [
     greeting: "Hello from the realtime model.",
     llm: { provider: "fake-realtime", model: "fake-realtime-model" },
     tools: [{ type: "builtin", name: "end_call" }],
+  },
+  {
+    ...base,
+    id: "test-realtime-warm",
+    mode: "realtime",
+    greeting: "Hello from the realtime model.",
+    llm: { provider: "fake-realtime", model: "fake-realtime-model" },
+    tools: [{ type: "builtin", name: "transfer_call" }],
+    transfer: { mode: "warm" },
   },
 ];
 

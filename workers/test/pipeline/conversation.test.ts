@@ -441,3 +441,147 @@ describe("lifecycle", () => {
     expect(h.conversation.agentTalking).toBe(false);
   });
 });
+
+describe("transfers", () => {
+  const warm = (overrides: Partial<AgentDefinitionInput> = {}) =>
+    harness({
+      tools: [{ type: "builtin", name: "transfer_call" }],
+      transferTargets: ["2002"],
+      transfer: { mode: "warm" },
+      ...overrides,
+    });
+
+  /** The caller asks for a person; the model says so and calls transfer_call; the words are heard. */
+  async function askForTransfer(h: Harness, args: Record<string, string>): Promise<void> {
+    await h.conversation.start();
+    h.hub.replies.push({
+      text: "One moment, I'll put you through.",
+      toolCalls: [{ id: "t1", name: "transfer_call", arguments: JSON.stringify(args) }],
+    });
+    h.stt.sessions[0]!.endTurn("I'd like to talk to a person about my refund");
+    await settle();
+    expect(h.messages("transfer")).toEqual([]); // not before the caller heard it
+    h.ackMarks();
+    await settle();
+  }
+
+  it("warm: the summary is spoken after consulting, then transfer_join; ok ends the call as transferred", async () => {
+    const h = warm();
+    await askForTransfer(h, { target: "2002", summary: "Alice wants a refund for order A17." });
+    expect(h.messages("transfer")).toEqual([
+      { type: "transfer", target: "2002", mode: "warm", summary: "Alice wants a refund for order A17." },
+    ]);
+    h.conversation.transferProgress({ target: "2002", state: "dialing" });
+    h.conversation.transferProgress({ target: "2002", state: "ringing" });
+    await settle();
+    const spokenBefore = h.hub.tts?.spoken.length ?? 0;
+    const before = h.out.length;
+    h.conversation.transferProgress({ target: "2002", state: "consulting" });
+    await settle();
+    expect(h.hub.tts?.spoken.slice(spokenBefore)).toEqual(["Alice wants a refund for order A17."]);
+    const after = h.out.slice(before).map((item) => item.type);
+    // Audio and its mark first, then the join: the bridge joins once that audio has played.
+    expect(after[0]).toBe("audio");
+    expect(after.slice(-2)).toEqual(["mark", "transfer_join"]);
+    h.conversation.transferResult({ ok: true, target: "2002" });
+    await settle();
+    expect(h.ended).toEqual([{ cause: "transferred", reason: "transferred to 2002 (warm)" }]);
+    expect(h.llm.requests).toHaveLength(1); // no model round after the call ended
+    const tool = h.conversation.history.find((entry) => entry.message.role === "tool");
+    expect(tool?.message.content).toBe("transferred to 2002");
+    // The summary was for the human: it is not part of the caller's conversation.
+    expect(h.conversation.history.map((entry) => entry.message.content)).not.toContain(
+      "Alice wants a refund for order A17.",
+    );
+  });
+
+  it("warm: caller speech, keys and barge-in start nothing while the transfer is under way", async () => {
+    const h = warm();
+    await askForTransfer(h, { target: "2002" });
+    const frames = h.out.length;
+    h.stt.sessions[0]!.endTurn("hello? is anyone there?");
+    h.conversation.callerDtmf("5");
+    h.clock.advance(500);
+    h.frames(20, "speech");
+    await settle();
+    expect(h.llm.requests).toHaveLength(1);
+    expect(h.out.slice(frames).filter((item) => item.type === "clear")).toEqual([]);
+    // Without a summary from the model the default names what the caller last said.
+    expect(h.messages("transfer")[0]?.summary).toBe(
+      `Hello, I have a caller on the line for you. They said: "I'd like to talk to a person about my refund". I'm connecting you now.`,
+    );
+  });
+
+  it("warm: the person does not answer: the model is told why and the agent carries on with the caller", async () => {
+    const h = warm();
+    await askForTransfer(h, { target: "2002", summary: "A refund question." });
+    h.conversation.transferProgress({ target: "2002", state: "ringing" });
+    h.hub.replies.push({ text: "Sorry, nobody picked up. Can I help you myself?" });
+    h.conversation.transferResult({ ok: false, target: "2002", sipStatus: 480 });
+    await settle();
+    const tool = h.llm.requests[1]?.find((message) => message.role === "tool");
+    expect(tool?.content).toContain("the person did not answer");
+    expect(h.hub.tts?.spoken.slice(-2)).toEqual(["Sorry, nobody picked up.", "Can I help you myself?"]);
+    expect(h.ended).toEqual([]);
+    // The caller can talk to the agent again.
+    h.ackMarks();
+    await settle();
+    h.hub.replies.push({ text: "Sure." });
+    h.stt.sessions[0]!.endTurn("yes please");
+    await settle();
+    expect(h.llm.requests[2]?.slice(-1)).toEqual([{ role: "user", content: "yes please" }]);
+  });
+
+  it("warm: the wait restarts at every transfer_progress and gives up 60 s after the last one", async () => {
+    const h = warm();
+    await askForTransfer(h, { target: "2002" });
+    h.clock.advance(59_000);
+    h.conversation.transferProgress({ target: "2002", state: "dialing" });
+    h.clock.advance(59_000);
+    h.conversation.transferProgress({ target: "2002", state: "ringing" });
+    h.clock.advance(59_999);
+    await settle();
+    expect(h.messages("transfer_cancel")).toEqual([]);
+    h.hub.replies.push({ text: "I'm sorry, I couldn't reach anyone." });
+    h.clock.advance(1);
+    await settle();
+    expect(h.messages("transfer_cancel")).toEqual([{ type: "transfer_cancel" }]);
+    const tool = h.llm.requests[1]?.find((message) => message.role === "tool");
+    expect(tool?.content).toContain("the transfer was cancelled");
+    expect(h.hub.tts?.spoken.slice(-1)).toEqual(["I'm sorry, I couldn't reach anyone."]);
+    // A late result from the bridge changes nothing.
+    h.conversation.transferResult({ ok: true, target: "2002" });
+    await settle();
+    expect(h.ended).toEqual([]);
+  });
+
+  it("warm: a failure while the summary plays clears it, and the turn does not wait for its marks", async () => {
+    const h = warm();
+    await askForTransfer(h, { target: "2002", summary: "A refund question. From a long-time customer." });
+    h.conversation.transferProgress({ target: "2002", state: "consulting" });
+    await settle();
+    expect(h.messages("transfer_join")).toHaveLength(1);
+    h.hub.replies.push({ text: "They hung up, sorry." });
+    h.conversation.transferResult({ ok: false, target: "2002", reason: "the person hung up" });
+    await settle();
+    expect(h.messages("clear")).toHaveLength(1);
+    h.ackMarks(); // marks of the apology only count; the summary's never come back
+    await settle();
+    expect(h.conversation.agentTalking).toBe(false);
+  });
+
+  it("blind: waits 40 s for transfer_result (the bridge gives up at 30 s) before telling the model", async () => {
+    const h = harness({ tools: [{ type: "builtin", name: "transfer_call" }] });
+    await askForTransfer(h, { target: "2001" });
+    expect(h.messages("transfer")).toEqual([{ type: "transfer", target: "2001", mode: "blind" }]);
+    h.clock.advance(39_999);
+    await settle();
+    expect(h.llm.requests).toHaveLength(1);
+    h.clock.advance(1);
+    await settle();
+    expect(h.llm.requests[1]?.find((message) => message.role === "tool")?.content).toContain(
+      "no answer from the phone system",
+    );
+    expect(h.messages("transfer_cancel")).toEqual([]);
+  });
+});
