@@ -4,6 +4,7 @@
  * by this schema (at load, and by `pnpm check:agents` before a deploy). Defaults live here, once.
  */
 import { z } from "zod";
+import { placeholdersIn, VARIABLE_NAME } from "./variables";
 
 const agentId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "agent ids are lowercase [a-z0-9-], max 64");
 const envName = z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, "an environment variable / secret name");
@@ -130,12 +131,34 @@ export const agentDefinition = z
         noAudioTimeoutSeconds: z.number().min(0.1).max(600).default(30),
       })
       .prefault({}),
+    /**
+     * Defaults for `{{name}}` placeholders in systemPrompt, greeting and goodbye, used when the call's
+     * variables (hello.call.variables, POST /v1/calls) do not set them. See variables.ts.
+     */
+    variables: z
+      .record(
+        z.string().regex(VARIABLE_NAME, "variable names are [A-Za-z_][A-Za-z0-9_]*"),
+        z.string().max(500),
+      )
+      .default({}),
     /** Where the signed call-ended webhook goes (transcript + timings). */
     callEndedWebhook: z
       .object({ url: z.url({ protocol: /^https?$/ }), signingSecret: envName.optional() })
       .optional(),
   })
   .superRefine((agent, ctx) => {
+    // Spoken text must never say "{{name}}" or a blank: each placeholder there needs a default.
+    for (const key of ["greeting", "goodbye"] as const) {
+      for (const name of placeholdersIn(agent[key] ?? "")) {
+        if (agent.variables[name] === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: [key],
+            message: `{{${name}}} needs a default in variables.${name} (calls may not set it)`,
+          });
+        }
+      }
+    }
     const names = new Set<string>();
     for (const [index, tool] of agent.tools.entries()) {
       if (names.has(tool.name)) {

@@ -26,6 +26,7 @@ import {
 } from "@patchbay/shared";
 import { agentCatalog } from "../agents/catalog";
 import type { AgentDefinition } from "../agents/schema";
+import { personalizeAgent } from "../agents/variables";
 import { systemClock } from "../pipeline/clock";
 import { type CallAgent, Conversation, type ConversationHost, type LogLevel } from "../pipeline/conversation";
 import { RealtimeConversation } from "../pipeline/realtime";
@@ -333,7 +334,12 @@ export class CallSession extends DurableObject<Env> {
   async #startConversation(ws: WebSocket, greet: boolean): Promise<CallAgent | undefined> {
     const call = this.#store.load();
     if (!call || call.phase === "ended" || this.#ending) return undefined;
-    const agent = this.#agentFor(call.agentId, call.metadata);
+    // The call's variables fill the agent's placeholders and context (outbound calls set them).
+    const { agent, ignored } = personalizeAgent(
+      this.#agentFor(call.agentId, call.metadata),
+      call.metadata.variables,
+    );
+    if (ignored.length > 0) this.#log("warn", "call variables ignored", { ignored });
     const codec = this.#attachment(ws)?.codec ?? call.metadata.codec;
     const env = this.env as unknown as ProviderEnv;
     const common = {

@@ -75,6 +75,13 @@ export const testAgents: AgentDefinitionInput[] = [
     transferTargets: ["2002"],
     transfer: { mode: "warm" },
   },
+  {
+    ...base,
+    id: "test-vars",
+    systemPrompt: "You are calling {{customerName}} about their appointment.",
+    greeting: "Hi {{customerName}}, this is the clinic.",
+    variables: { customerName: "there" },
+  },
   { ...base, id: "test-broken", stt: { provider: "no-such-vendor" } },
   {
     ...base,
