@@ -2,14 +2,18 @@
  * The `patchbay` command.
  *   patchbay           run the bridge (config from the environment / PATCHBAY_CONFIG)
  *   patchbay doctor    check config, DNS, registrar, registration, Worker, ports; exit 0 only if all pass
- * SIGTERM/SIGINT drain: no new calls, live calls finish (up to DRAIN_TIMEOUT), exit 0. A second
- * signal exits at once.
+ * SIGTERM/SIGINT drain: no new calls, live calls finish (up to DRAIN_TIMEOUT, then they get a BYE),
+ * exit 0. A second signal ends the drain at once (BYE to every call, exit 0); a third, or hang-ups that
+ * take longer than FORCED_STOP_MS, exit 1 without waiting. See onSignal below for why.
  */
 import { startBridge } from "./app";
 import { loadConfigOrExit, redactConfig } from "./config/index";
 import { runDoctor } from "./doctor/index";
 import { registerOnce } from "./doctor/register-once";
 import { createLogger } from "./logging";
+
+/** How long a second signal waits for the BYEs to be answered before giving up on a clean stop. */
+const FORCED_STOP_MS = 3000;
 
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
   const command = argv[0] ?? "run";
@@ -47,26 +51,57 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     process.exit(1);
   }
 
+  // Signals. The first drains (no new calls; live calls finish for up to DRAIN_TIMEOUT, then get a BYE)
+  // and exits 0. systemd sends SIGTERM once (then SIGKILL after TimeoutStopSec), so a second one is a
+  // person (`systemctl kill`, a second Ctrl-C) saying "stop now": end the drain at once the way its
+  // deadline would, a BYE to every call still up so the PBX frees its channels instead of waiting for
+  // an RTP timeout, and exit 0, a stop that was asked for, so the unit ends inactive, not failed. Only
+  // if those hang-ups do not finish within FORCED_STOP_MS, or a third signal comes, does it exit 1 at
+  // once: that stop was not clean (calls may be left without a BYE).
   let signals = 0;
+  const exitNow = (code: number) => {
+    logger.flush();
+    process.exit(code);
+  };
   const onSignal = (signal: string) => {
-    if (++signals > 1) {
-      logger.warn({ signal }, "second signal; exiting now");
-      logger.flush();
-      process.exit(1);
+    signals++;
+    if (signals === 1) {
+      logger.info({ signal }, "shutting down");
+      bridge
+        .drain()
+        .then(() => {
+          logger.info("stopped");
+          exitNow(0);
+        })
+        .catch((error: unknown) => {
+          logger.error({ err: error }, "error during shutdown");
+          exitNow(1);
+        });
+      return;
     }
-    logger.info({ signal }, "shutting down");
-    bridge
-      .drain()
-      .then(() => {
-        logger.info("stopped");
-        logger.flush();
-        process.exit(0);
-      })
-      .catch((error: unknown) => {
-        logger.error({ err: error }, "error during shutdown");
-        logger.flush();
-        process.exit(1);
-      });
+    if (signals === 2) {
+      logger.warn(
+        { signal, forcedStopMs: FORCED_STOP_MS },
+        "second signal; ending the drain now: hanging up every call",
+      );
+      setTimeout(() => {
+        logger.error({ forcedStopMs: FORCED_STOP_MS }, "calls not hung up in time; exiting anyway");
+        exitNow(1);
+      }, FORCED_STOP_MS);
+      bridge
+        .stop()
+        .then(() => {
+          logger.info("stopped");
+          exitNow(0);
+        })
+        .catch((error: unknown) => {
+          logger.error({ err: error }, "error during shutdown");
+          exitNow(1);
+        });
+      return;
+    }
+    logger.warn({ signal }, "third signal; exiting without waiting for the hang-ups");
+    exitNow(1);
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));

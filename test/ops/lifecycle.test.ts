@@ -1,6 +1,7 @@
 /**
  * Operations against real peers: the bridge drains on SIGTERM (a call in progress finishes, new
- * INVITEs get 503, it un-registers and exits 0), and `patchbay doctor` passes against the repo's
+ * INVITEs get 503, it un-registers and exits 0; when DRAIN_TIMEOUT runs out, or a second SIGTERM comes,
+ * the calls still up get a BYE and it exits 0), and `patchbay doctor` passes against the repo's
  * Kamailio and fails clearly, naming the credentials, with a wrong password.
  */
 import { spawn } from "node:child_process";
@@ -86,6 +87,65 @@ describe("graceful drain on SIGTERM", () => {
     await inProgress.close();
     const exit = await bridge.process.exited;
     expect(exit.code).toBe(0);
+  });
+});
+
+describe("drain deadline and the second signal", () => {
+  const started: BridgeInstance[] = [];
+  afterAll(async () => {
+    for (const bridge of started) await bridge.stop();
+  });
+
+  async function bridgeWithCall(drainTimeoutS: number, rtpBase: number) {
+    const bridge = await startBridge({
+      registrar: `${kamailio.host}:${kamailio.port}`,
+      host: BRIDGE_HOST,
+      ...USER,
+      env: {
+        DRAIN_TIMEOUT: String(drainTimeoutS),
+        RTP_PORT_MIN: String(rtpBase),
+        RTP_PORT_MAX: String(rtpBase + 998),
+        LOG_LEVEL: "info",
+      },
+    });
+    started.push(bridge);
+    const peer = await caller(TRUNK_HOST, { host: kamailio.host, port: kamailio.port });
+    await peer.call(`sip:${USER.username}@${kamailio.domain}`);
+    return { bridge, peer };
+  }
+
+  it("when DRAIN_TIMEOUT runs out, the call still up gets a BYE and the process exits 0", async () => {
+    const { bridge, peer } = await bridgeWithCall(2, 47000);
+    try {
+      process.kill(bridge.process.pid, "SIGTERM");
+      await bridge.waitForLog(/draining: no new calls/);
+      // The peer never hangs up: the bridge must, once the 2 s are over (through Kamailio's route set).
+      const bye = await peer.waitForBye(20_000);
+      expect(bye.request.method).toBe("BYE");
+      await bridge.waitForLog(/drain time is up; hanging up the rest/);
+      const exit = await bridge.process.exited;
+      expect(exit.code).toBe(0);
+      expect(bridge.logs().some((line) => line.msg === "stopped")).toBe(true);
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it("a second SIGTERM cuts the drain short: the call gets its BYE and the process exits 0 without waiting", async () => {
+    // DRAIN_TIMEOUT 120: only the second signal can end this before the test's own timeout.
+    const { bridge, peer } = await bridgeWithCall(120, 48000);
+    try {
+      process.kill(bridge.process.pid, "SIGTERM");
+      await bridge.waitForLog(/draining: no new calls/);
+      process.kill(bridge.process.pid, "SIGTERM");
+      const bye = await peer.waitForBye(20_000);
+      expect(bye.request.method).toBe("BYE");
+      const exit = await bridge.process.exited;
+      expect(exit.code).toBe(0);
+      expect(bridge.logs().some((line) => /second signal/.test(line.msg))).toBe(true);
+    } finally {
+      await peer.close();
+    }
   });
 });
 
