@@ -82,6 +82,10 @@ export interface CloudLinkEvents {
   disconnected: [details: { code: number; reason: string }];
   hangupRequested: [cause: HangupCause, reason: string | undefined];
   transferRequested: [target: string, mode: "blind" | "warm", summary: string | undefined];
+  /** Warm transfer: join the legs once the audio queued so far (the summary) has been played. */
+  transferJoinRequested: [];
+  /** Warm transfer: the agent gives up on the human; the caller stays. */
+  transferCancelRequested: [];
   turnTiming: [timing: Extract<WorkerMessage, { type: "turn_timing" }>];
   /** The link cannot continue; the call layer should end or fall back. */
   lost: [reason: LostReason];
@@ -201,6 +205,11 @@ export class CloudLink extends EventEmitter<CloudLinkEvents> {
 
   reportTransferResult(result: { ok: boolean; target: string; sipStatus?: number; reason?: string }): void {
     this.sendControl({ type: "transfer_result", ...result });
+  }
+
+  /** Warm transfer: the human's leg is being dialled, rings, or answered (PROTOCOL.md §9). */
+  reportTransferProgress(target: string, state: "dialing" | "ringing" | "consulting"): void {
+    this.sendControl({ type: "transfer_progress", target, state, atMs: this.mediaTimeMs() });
   }
 
   /** The call is over on the SIP side: tell the Worker, then close the socket normally. */
@@ -523,6 +532,12 @@ export class CloudLink extends EventEmitter<CloudLinkEvents> {
       case "transfer":
         this.safeEmit("transferRequested", message.target, message.mode, message.summary);
         break;
+      case "transfer_join":
+        this.safeEmit("transferJoinRequested");
+        break;
+      case "transfer_cancel":
+        this.safeEmit("transferCancelRequested");
+        break;
       case "turn_timing":
         this.safeEmit("turnTiming", message);
         break;
@@ -533,6 +548,11 @@ export class CloudLink extends EventEmitter<CloudLinkEvents> {
         this.counters.malformedMessages++;
         logger.warn({ callId }, "unexpected second welcome");
         break;
+      default: {
+        // A new Worker message type must be handled here: the compiler says so.
+        const unhandled: never = message;
+        logger.warn({ callId, message: unhandled }, "unhandled control message");
+      }
     }
   }
 

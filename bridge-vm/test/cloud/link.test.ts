@@ -120,6 +120,27 @@ describe("CloudLink", () => {
     expect(worker.controlsOfType("dtmf")[0]).toMatchObject({ digit: "7", durationMs: 120 });
   });
 
+  it("carries a warm transfer's join and cancel to the call and reports its progress", async () => {
+    const link = makeLink();
+    const requests: string[] = [];
+    link.on("transferRequested", (target, mode, summary) => requests.push(`${mode}:${target}:${summary}`));
+    link.on("transferJoinRequested", () => requests.push("join"));
+    link.on("transferCancelRequested", () => requests.push("cancel"));
+    await link.start();
+    worker.send({ type: "transfer", target: "2001", mode: "warm", summary: "Ann about a refund" });
+    worker.send({ type: "transfer_join" });
+    worker.send({ type: "transfer_cancel" });
+    await until(() => requests.length === 3);
+    expect(requests).toEqual(["warm:2001:Ann about a refund", "join", "cancel"]);
+    link.reportTransferProgress("2001", "ringing");
+    link.reportTransferProgress("2001", "consulting");
+    await until(() => worker.controlsOfType("transfer_progress").length === 2);
+    expect(worker.controlsOfType("transfer_progress").map((message) => message.state)).toEqual([
+      "ringing",
+      "consulting",
+    ]);
+  });
+
   it("transcodes agent audio that arrives in the other G.711 law", async () => {
     const link = makeLink();
     await link.start();
