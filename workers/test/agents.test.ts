@@ -1,10 +1,12 @@
 /**
- * The deploy check for agent definitions (`pnpm check:agents` runs this file): every JSON file in
- * workers/agents/ must be valid and bundled, and the schema must reject what it should, with messages
- * that name the field.
+ * The deploy check for agent definitions (src/agents/check.ts; `pnpm check:agents` runs the same check
+ * from Node): every JSON file in workers/agents/ must be valid and bundled, provider ids and model
+ * choices must be ones the Worker has, and the schema must reject what it should, with messages that
+ * name the file and the field.
  */
 import { describe, expect, it } from "vitest";
 import { AgentCatalog, bundledAgentSources, dialedUser } from "../src/agents/catalog";
+import { checkAgentFile, checkAgentFiles } from "../src/agents/check";
 import { checkAgentDefinition } from "../src/agents/schema";
 import { callMetadata } from "./helpers/bridge";
 
@@ -17,39 +19,70 @@ declare global {
 
 const files = import.meta.glob<unknown>("../agents/*.json", { eager: true, import: "default" });
 
-describe("workers/agents/*.json", () => {
-  const entries = Object.entries(files).map(
-    ([path, raw]) => [path.replace(/^.*\/(.*)\.json$/, "$1"), raw] as const,
+describe("workers/agents/*.json (the deploy check, as pnpm check:agents runs it)", () => {
+  const named = Object.fromEntries(
+    Object.entries(files).map(([path, raw]) => [path.replace(/^.*\/(.*)\.json$/, "$1"), raw] as const),
   );
 
-  it("has at least the default agent", () => {
-    expect(entries.map(([name]) => name)).toContain("receptionist");
+  it("every file is valid, bundled, routed once, and the default agent exists", () => {
+    expect(Object.keys(named)).toContain("receptionist");
+    expect(checkAgentFiles(named, bundledAgentSources)).toEqual([]);
   });
 
-  for (const [name, raw] of entries) {
-    it(`${name}.json is a valid agent definition`, () => {
-      const check = checkAgentDefinition(raw);
-      if (!check.ok) throw new Error(`agents/${name}.json is invalid:\n  ${check.errors.join("\n  ")}`);
-      expect(check.agent.id, "the id must equal the file name").toBe(name);
-    });
+  it("an invalid definition fails with a message naming the file and the key", () => {
+    const receptionist = named.receptionist as Record<string, unknown>;
+    const errors = checkAgentFiles(
+      {
+        ...named,
+        broken: { ...receptionist, id: "broken", routing: {}, stt: { provider: "whisper-local" }, voice: "" },
+      },
+      bundledAgentSources,
+    );
+    expect(errors).toEqual([
+      "agents/broken.json: voice: Too small: expected string to have >=1 characters",
+      "agents/broken.json: (file): not bundled: add an import of it to src/agents/catalog.ts",
+    ]);
+  });
 
-    it(`${name}.json is bundled (imported in src/agents/catalog.ts)`, () => {
-      expect(bundledAgentSources[name], `add an import of agents/${name}.json to src/agents/catalog.ts`).toBe(
-        raw,
-      );
-    });
-  }
-
-  it("routes are not claimed twice", () => {
-    const seen = new Map<string, string>();
-    for (const [name, raw] of entries) {
-      const check = checkAgentDefinition(raw);
-      if (!check.ok) continue;
-      for (const route of [...check.agent.routing.numbers, ...check.agent.routing.extensions]) {
-        expect(seen.get(route), `${route} is routed to both ${seen.get(route)} and ${name}`).toBeUndefined();
-        seen.set(route, name);
-      }
-    }
+  it.each([
+    [
+      { stt: { provider: "whisper-local" } },
+      'stt.provider: unknown stt provider "whisper-local" (known: deepgram,',
+    ],
+    [{ tts: { provider: "polly" } }, 'tts.provider: unknown tts provider "polly"'],
+    [
+      { llm: { provider: "openai-realtime", model: "gpt-realtime" } },
+      'llm.provider: "openai-realtime" is a speech-to-speech provider: set "mode": "realtime"',
+    ],
+    [
+      { mode: "realtime", llm: { provider: "openai", model: "gpt-4o" } },
+      'llm.provider: unknown realtime provider "openai" (known: openai-realtime)',
+    ],
+    [
+      { llm: { provider: "openai", model: "@cf/meta/llama-3.3-70b-instruct-fp8-fast" } },
+      'llm.model: "@cf/meta/llama-3.3-70b-instruct-fp8-fast" is a Workers AI model: use "provider": "workers-ai"',
+    ],
+    [
+      { llm: { provider: "workers-ai", model: "gpt-4o-mini" } },
+      "llm.model: Workers AI model ids start with @cf/ or @hf/",
+    ],
+    [
+      { stt: { provider: "workers-ai", model: "@cf/openai/whisper" } },
+      "stt.model: Workers AI speech recognition is @cf/deepgram/flux or @cf/deepgram/nova-3",
+    ],
+    [
+      { stt: { provider: "deepgram", model: "flux-general-en" } },
+      'stt.model: "flux-general-en" is a Flux model: use "provider": "deepgram-flux"',
+    ],
+    [
+      { stt: { provider: "deepgram-flux", model: "nova-3" } },
+      'stt.model: deepgram-flux takes a flux-… model, not "nova-3"',
+    ],
+    [{ tts: { provider: "deepgram" }, voice: "alloy" }, "voice: Deepgram Aura voices are aura-… model names"],
+    [{ id: "someone-else" }, 'id: "someone-else" must equal the file name "receptionist"'],
+  ])("rejects %j with the file and the key", (change, fragment) => {
+    const errors = checkAgentFile("receptionist", { ...(named.receptionist as object), ...change });
+    expect(errors.join("\n")).toContain(`agents/receptionist.json: ${fragment}`);
   });
 });
 

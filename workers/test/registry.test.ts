@@ -4,7 +4,10 @@ import { agentDefinition } from "../src/agents/schema";
 import {
   buildProviders,
   buildRealtimeProvider,
+  KNOWN_PROVIDER_IDS,
   ProviderUnavailableError,
+  registeredProviders,
+  registeredRealtimeProviders,
   registerVendorProviders,
 } from "../src/providers/index";
 
@@ -21,6 +24,22 @@ const agent = (stt: string, llm: string, tts: string) =>
   });
 
 describe("provider registry", () => {
+  it("registers exactly the ids the deploy check knows (KNOWN_PROVIDER_IDS)", () => {
+    // Tests add their fakes under their own ids; everything else must be a known vendor id.
+    const fakes = new Set(["fake", "fake-realtime"]);
+    for (const stage of ["stt", "llm", "tts"] as const) {
+      expect(
+        registeredProviders(stage)
+          .filter((id) => !fakes.has(id))
+          .sort(),
+        stage,
+      ).toEqual([...KNOWN_PROVIDER_IDS[stage]].sort());
+    }
+    expect(registeredRealtimeProviders().filter((id) => !fakes.has(id))).toEqual([
+      ...KNOWN_PROVIDER_IDS.realtime,
+    ]);
+  });
+
   it("builds the default receptionist against a local OpenAI-compatible server without a key", () => {
     const providers = buildProviders(agentCatalog().get("receptionist")!, {
       OPENAI_BASE_URL: "http://127.0.0.1:9/v1",

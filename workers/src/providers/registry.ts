@@ -19,6 +19,17 @@ export interface ProviderEnv {
   [name: string]: unknown;
 }
 
+/**
+ * The provider ids the vendor implementations register (vendors.ts; the registry test keeps the two
+ * equal). Static so the deploy check (`check:agents`) can reject a typo without building anything.
+ */
+export const KNOWN_PROVIDER_IDS = {
+  stt: ["deepgram", "deepgram-flux", "openai", "workers-ai"],
+  llm: ["openai", "workers-ai"],
+  tts: ["openai", "deepgram", "elevenlabs", "cartesia", "workers-ai"],
+  realtime: ["openai-realtime"],
+} as const satisfies Record<Stage | "realtime", readonly string[]>;
+
 export interface ProviderChoice {
   provider: string;
   model?: string | undefined;
@@ -85,6 +96,10 @@ function build<S extends Stage>(stage: S, choice: ProviderChoice, context: Facto
 }
 
 const realtimeFactories = new Map<string, ProviderFactory<RealtimeProvider>>();
+
+export function registeredRealtimeProviders(): string[] {
+  return [...realtimeFactories.keys()];
+}
 
 /** Registers a speech-to-speech provider (agent.mode = "realtime"; agent.llm.provider names it). */
 export function registerRealtimeProvider(id: string, factory: ProviderFactory<RealtimeProvider>): void {
