@@ -18,6 +18,8 @@ export default defineConfig({
           BRIDGE_SECRET: "test-bridge-secret-0123456789abcdef",
           API_TOKEN: "test-api-token-0123456789",
           CONTROL_HEARTBEAT_INTERVAL_MS: "150",
+          // The global calls-per-second cap, high enough that the other tests never meet it.
+          OUTBOUND_MAX_CALLS_PER_SECOND: "10",
         },
       },
     }),

@@ -46,11 +46,15 @@ export const bridgeCapacity = z.object({
 });
 export type BridgeCapacity = z.infer<typeof bridgeCapacity>;
 
-/** What POST /v1/calls accepts (also the payload of `originate`, minus the ids). */
+/**
+ * What POST /v1/calls accepts (also the payload of `originate`, minus the ids). There is no `from`: the
+ * From of an outbound INVITE is the bridge's registered extension, which the PBX identifies and
+ * authenticates it by (Asterisk `identify_by=username`); the number callees see is the PBX's outbound
+ * route's business. `callerId` is the From display name.
+ */
 export const originateRequest = z
   .object({
     to: destinationSchema,
-    from: z.string().max(256).optional(),
     callerId: z.string().max(64).optional(),
     agent: z.string().max(64).optional(),
     variables: z.record(z.string().max(64), z.string().max(2048)).optional(),

@@ -38,6 +38,11 @@ export interface ControlEnv {
   CONTROL_HEARTBEAT_INTERVAL_MS?: string;
   /** Optional global cap on outbound calls in progress across all bridges (dispatched, ringing, answered). */
   OUTBOUND_MAX_CONCURRENT_CALLS?: string;
+  /**
+   * Optional global cap on new outbound calls per second across all bridges (may be fractional: 0.5 =
+   * one call every 2 s). Calls over it wait in the queue, oldest first; nothing is refused for it.
+   */
+  OUTBOUND_MAX_CALLS_PER_SECOND?: string;
 }
 
 /** Header the Worker sets when it forwards an authenticated bridge's upgrade. */
@@ -110,6 +115,22 @@ interface CallRow {
   [key: string]: SqlStorageValue;
 }
 
+/**
+ * The global calls-per-second cap as "at most `perWindow` dispatches in any `windowMs`": 5/s → 5 per
+ * 1000 ms; 0.5/s → 1 per 2000 ms; 2.5/s → 2 per 1000 ms (rounded down, never above the rate).
+ * Kept in memory: after the registry is evicted the window starts empty (at most one extra burst).
+ */
+interface DispatchRate {
+  windowMs: number;
+  perWindow: number;
+}
+
+export function dispatchRate(callsPerSecond: number): DispatchRate | undefined {
+  if (!Number.isFinite(callsPerSecond) || callsPerSecond <= 0) return undefined;
+  const windowMs = Math.max(1000, Math.ceil(1000 / callsPerSecond));
+  return { windowMs, perWindow: Math.max(1, Math.floor((callsPerSecond * windowMs) / 1000)) };
+}
+
 const TERMINAL = new Set<OutboundCallState>(["completed", "failed"]);
 /** Refusals that say "not now, not here" rather than "never". */
 const REQUEUE_REASONS = new Set<OutboundFailure>(["concurrency-limit", "rate-limited", "bridge-draining"]);
@@ -125,6 +146,10 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
   readonly #sql: SqlStorage;
   readonly #heartbeatIntervalMs: number;
   readonly #globalLimit: number;
+  readonly #rate: DispatchRate | undefined;
+  /** When the last calls were handed to a bridge (first dispatches only), for the global CPS cap. */
+  #recentDispatches: number[] = [];
+  #arming: Promise<void> = Promise.resolve();
 
   constructor(ctx: DurableObjectState, env: ControlEnv) {
     super(ctx, env);
@@ -134,6 +159,7 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
       Number.isFinite(configured) && configured > 0 ? configured : DEFAULT_HEARTBEAT_INTERVAL_MS;
     const limit = Number(env.OUTBOUND_MAX_CONCURRENT_CALLS);
     this.#globalLimit = Number.isFinite(limit) && limit > 0 ? limit : Number.POSITIVE_INFINITY;
+    this.#rate = dispatchRate(Number(env.OUTBOUND_MAX_CALLS_PER_SECOND));
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     this.#sql.exec(`CREATE TABLE IF NOT EXISTS calls (
       call_id TEXT PRIMARY KEY,
@@ -468,6 +494,12 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
     for (const row of queued) {
       // The global cap holds calls in the queue (oldest first) until one in progress ends.
       if (inProgress >= this.#globalLimit) return;
+      // The global calls-per-second cap holds them until the window has room again (an alarm then).
+      const waitMs = this.#rateWaitMs(now);
+      if (waitMs > 0) {
+        void this.#armAlarm(waitMs);
+        return;
+      }
       const chosen = chooseBridge(
         views.map((v) => v.view),
         now,
@@ -477,10 +509,20 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
       const target = views.find((v) => v.view.bridgeId === chosen.bridgeId);
       if (!target) return;
       if (!this.#sendOriginate(target.ws, target.attachment, row, now)) continue;
+      if (this.#rate) this.#recentDispatches.push(now);
       target.view.inflight = target.attachment.inflight;
       target.view.lastDispatchAt = now;
       inProgress++;
     }
+  }
+
+  /** 0 when another call may be dispatched now under the global CPS cap, else how long to wait (ms). */
+  #rateWaitMs(now: number): number {
+    const rate = this.#rate;
+    if (!rate) return 0;
+    this.#recentDispatches = this.#recentDispatches.filter((at) => now - at < rate.windowMs);
+    if (this.#recentDispatches.length < rate.perWindow) return 0;
+    return Math.max(1, (this.#recentDispatches[0] ?? now) + rate.windowMs - now);
   }
 
   /** Binds the call to the bridge and sends it; false (and unbound) if the socket would not take it. */
@@ -576,9 +618,19 @@ export class BridgeRegistry extends DurableObject<ControlEnv> {
     return this.#rows("SELECT call_id FROM calls WHERE state = 'queued' AND acked = 0 LIMIT 1").length > 0;
   }
 
-  async #armAlarm(inMs: number): Promise<void> {
+  /** Arms the alarm to fire within `inMs` (never later than it already would). Serialized: see below. */
+  #armAlarm(inMs: number): Promise<void> {
+    // Two callers interleaving get→get→set→set would let the later, longer one win; one at a time.
+    this.#arming = this.#arming.then(() => this.#armAlarmNow(inMs)).catch(() => undefined);
+    return this.#arming;
+  }
+
+  async #armAlarmNow(inMs: number): Promise<void> {
     const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > Date.now() + inMs) await this.ctx.storage.setAlarm(Date.now() + inMs);
+    // An alarm time already past is the one running now (we are inside alarm()): it counts as unset.
+    const now = Date.now();
+    if (current === null || current <= now || current > now + inMs)
+      await this.ctx.storage.setAlarm(now + inMs);
   }
 
   #row(callId: string): CallRow | undefined {

@@ -3,7 +3,8 @@
  *
  *   GET /healthz                 → 200 {ok:true}
  *   GET /v1/media/:callId        → 101, after the call token is verified (401 JSON before any upgrade)
- *   GET /v1/calls/:callId        → the call report (status, transcript, per-turn timings); API token
+ *   GET /v1/calls/:callId        → the call report (status, transcript, per-turn timings) and, for an
+ *                                  outbound call, `outbound` (its progress from the registry); API token
  *   POST /v1/calls, GET /v1/calls/:callId/progress, GET /v1/bridges, GET /v1/bridges/:id/control
  *                                → outbound calls and the bridges' control sockets (../control/routes.ts)
  *
@@ -12,7 +13,7 @@
 import { verifyCallToken } from "@patchbay/shared/token";
 import { Hono } from "hono";
 import { INTERNAL_CALL_ID_HEADER } from "../call/session";
-import { controlRoutes } from "../control";
+import { controlRoutes, REGISTRY_NAME } from "../control";
 import { apiAuthorized, bearer } from "./auth";
 
 const CALL_ID = /^[A-Za-z0-9_-]{8,64}$/;
@@ -47,7 +48,19 @@ app.get("/v1/calls/:callId", async (c) => {
   const callId = c.req.param("callId");
   if (!CALL_ID.test(callId)) return c.json({ error: "bad-request", message: "malformed call id" }, 400);
   const stub = c.env.CALL.get(c.env.CALL.idFromName(callId));
-  return stub.fetch("https://call.internal/internal/report");
+  // An outbound call is also in the registry's table: its progress joins the report as `outbound`
+  // (queued → ringing → answered → completed with the SIP cause, or failed with the reason), and it
+  // is the whole answer while the call has no conversation yet (queued, ringing, never answered).
+  const [report, outbound] = await Promise.all([
+    stub.fetch("https://call.internal/internal/report"),
+    c.env.BRIDGE_REGISTRY
+      ? c.env.BRIDGE_REGISTRY.get(c.env.BRIDGE_REGISTRY.idFromName(REGISTRY_NAME)).progress(callId)
+      : Promise.resolve(undefined),
+  ]);
+  if (!outbound) return report;
+  if (report.status === 404) return c.json({ callId, outbound });
+  if (!report.ok) return report;
+  return c.json({ ...((await report.json()) as Record<string, unknown>), outbound });
 });
 
 app.route("/", controlRoutes);

@@ -2,6 +2,7 @@ import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare
 import { signCallToken } from "@patchbay/shared/token";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ControlEnv } from "../../src/control/registry";
+import { dispatchRate } from "../../src/control/registry";
 import { chooseBridge } from "../../src/control/selection";
 import {
   API_TOKEN,
@@ -58,6 +59,18 @@ describe("authentication", () => {
     expect((await postCall({ to: "+15551234567" }, { key: "" })).status).toBe(400);
     expect((await postCall({ to: "not a number" })).status).toBe(400);
     expect((await postCall({ to: "+15551234567", unknown: 1 })).status).toBe(400);
+    // No `from`: the From of our INVITE is the bridge's registered extension (CONTROL-PROTOCOL.md §5).
+    expect((await postCall({ to: "+15551234567", from: "sip:1050@pbx" })).status).toBe(400);
+  });
+});
+
+describe("global calls-per-second cap (OUTBOUND_MAX_CALLS_PER_SECOND)", () => {
+  it("is a number of dispatches per window, never above the rate", () => {
+    expect(dispatchRate(5)).toEqual({ windowMs: 1000, perWindow: 5 });
+    expect(dispatchRate(0.5)).toEqual({ windowMs: 2000, perWindow: 1 });
+    expect(dispatchRate(2.5)).toEqual({ windowMs: 1000, perWindow: 2 });
+    expect(dispatchRate(0)).toBeUndefined();
+    expect(dispatchRate(Number.NaN)).toBeUndefined();
   });
 });
 
@@ -122,6 +135,21 @@ describe("originate", () => {
       .then(async () => b.next("originate", 3000))
       .then(() => b.next("originate"));
     expect(late.callId).toBe(sixth.callId);
+  });
+
+  it("holds calls over the global calls-per-second cap in the queue and sends them as the window frees", async () => {
+    const b = await bridge({ maxCalls: 100, activeCalls: 0 });
+    for (let i = 0; i < 12; i++) expect((await postCall({ to: `+1555100000${i % 10}` })).status).toBe(202);
+    const arrivals: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      await b.next("originate", 5000).catch((error: Error) => {
+        throw new Error(`${error.message} after ${arrivals.length} originates`);
+      });
+      arrivals.push(Date.now());
+    }
+    // OUTBOUND_MAX_CALLS_PER_SECOND = 10 (vitest.control.config.ts): the 11th call may leave only once
+    // the first is a whole second old. (Lower bound only; a little slack for delivery of the first.)
+    expect((arrivals[10] ?? 0) - (arrivals[0] ?? 0)).toBeGreaterThanOrEqual(800);
   });
 
   it("is idempotent: the same key gives the same call id and no second originate", async () => {
