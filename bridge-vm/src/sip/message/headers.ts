@@ -362,12 +362,19 @@ export function formatSipUri(uri: SipUri): string {
 // ---------------------------------------------------------------------------------------------------------
 // name-addr / addr-spec (From, To, Contact, Route, Record-Route, Refer-To, …)
 
+/** The parts of a name-addr / addr-spec header value, before its URI is interpreted. */
+interface NameAddrParts {
+  displayName?: string;
+  uriText: string;
+  /** Header parameters, ";tag=x;expires=60" (possibly empty). */
+  paramsText: string;
+}
+
 /**
- * Parse `"Display" <sip:a@b>;tag=x`, `Display Name <sip:a@b>`, `<sip:a@b>` or the bare addr-spec form
- * `sip:a@b;tag=x` (where, per RFC 3261 §20.10, everything after ";" belongs to the header, not the URI).
- * Returns undefined for "*" (Contact wildcard) and anything malformed.
+ * Split `"Display" <uri>;tag=x`, `Display Name <uri>`, `<uri>` or the bare addr-spec form `uri;tag=x`
+ * (where, per RFC 3261 §20.10, everything after ";" belongs to the header, not the URI).
  */
-export function parseNameAddr(value: string): NameAddr | undefined {
+function splitNameAddr(value: string): NameAddrParts | undefined {
   const text = value.trim();
   if (text.length === 0) return undefined;
   let displayName: string | undefined;
@@ -404,13 +411,11 @@ export function parseNameAddr(value: string): NameAddr | undefined {
     if (close < 0) return undefined;
     const inside = text.slice(open + 1, close);
     if (inside.trim() !== inside) return undefined; // "< sip:a@b >" is not a name-addr (RFC 4475 badaspec)
-    const uri = parseSipUri(inside);
-    if (!uri) return undefined;
     const after = text.slice(close + 1).trim();
     if (after.length > 0 && !after.startsWith(";")) return undefined;
-    const nameAddr: NameAddr = { uri, params: parseParams(after) };
-    if (displayName !== undefined) nameAddr.displayName = displayName;
-    return nameAddr;
+    return displayName === undefined
+      ? { uriText: inside, paramsText: after }
+      : { displayName, uriText: inside, paramsText: after };
   }
 
   if (displayName !== undefined) return undefined;
@@ -420,9 +425,41 @@ export function parseNameAddr(value: string): NameAddr | undefined {
   const uriText = (semi < 0 ? text : text.slice(0, semi)).trim();
   // A bare addr-spec cannot carry URI headers or params (RFC 3261 §20): those need the <> form.
   if (uriText.includes("?") || /\s/.test(uriText)) return undefined;
-  const uri = parseSipUri(uriText);
+  return { uriText, paramsText: semi < 0 ? "" : text.slice(semi) };
+}
+
+/**
+ * Parse `"Display" <sip:a@b>;tag=x`, `Display Name <sip:a@b>`, `<sip:a@b>` or the bare addr-spec form
+ * `sip:a@b;tag=x` (where, per RFC 3261 §20.10, everything after ";" belongs to the header, not the URI).
+ * Returns undefined for "*" (Contact wildcard), for a URI scheme other than sip/sips/tel, and for anything
+ * malformed.
+ */
+export function parseNameAddr(value: string): NameAddr | undefined {
+  const parts = splitNameAddr(value);
+  if (!parts) return undefined;
+  const uri = parseSipUri(parts.uriText);
   if (!uri) return undefined;
-  return { uri, params: semi < 0 ? new Map() : parseParams(text.slice(semi)) };
+  const nameAddr: NameAddr = { uri, params: parseParams(parts.paramsText) };
+  if (parts.displayName !== undefined) nameAddr.displayName = parts.displayName;
+  return nameAddr;
+}
+
+/**
+ * RFC 3986 scheme ":" then at least one printable ASCII character other than space, '"', "<" and ">"
+ * (0x21, 0x23-0x3B, 0x3D, 0x3F-0x7E): an absoluteURI as far as a header needs to know (RFC 3261 §25.1).
+ */
+const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+\-.]*:[!#-;=?-~]+$/;
+
+/**
+ * Whether a From/To/Contact value is a well-formed name-addr or addr-spec with ANY URI scheme: a sip/sips/tel
+ * URI that parseNameAddr accepts, or an absoluteURI with another scheme (RFC 4475 §3.3.4 unksm2:
+ * `To: isbn:2983792873`, `From: <http://www.example.com>;tag=…`, `Contact: <name:John_Smith>`).
+ */
+export function isWellFormedNameAddr(value: string): boolean {
+  const parts = splitNameAddr(value);
+  if (!parts) return false;
+  if (/^(sips?|tel):/i.test(parts.uriText)) return parseSipUri(parts.uriText) !== undefined;
+  return ABSOLUTE_URI.test(parts.uriText);
 }
 
 /** Always writes the <> form (safe for URIs with params). Quotes the display name when needed. */

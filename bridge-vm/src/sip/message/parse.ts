@@ -9,6 +9,7 @@
 import {
   createHeaders,
   isListHeader,
+  isWellFormedNameAddr,
   parseCSeq,
   parseNameAddr,
   parseVia,
@@ -28,6 +29,12 @@ export interface ParseOptions {
   framing?: "datagram" | "stream";
   /** Override SIP_LIMITS.maxMessageBytes (e.g. 16 KiB for UDP). */
   maxMessageBytes?: number;
+  /**
+   * Check the syntax only and skip `requestPolicyError` (RFC 3261 rules a syntactically valid request can
+   * still break, such as an RFC 2543 Via without branch). Off by default: the transports parse with the
+   * policy on, so such a request is answered 400 at the edge, rate-limited and only to allowed sources.
+   */
+  syntaxOnly?: boolean;
 }
 
 const CR = 0x0d;
@@ -73,13 +80,42 @@ export function findHeaderEnd(
   return undefined;
 }
 
-/** A control character other than HT/CR/LF (RFC 3261 forbids them in the header section). */
+/**
+ * A control character other than HT/CR/LF (RFC 3261 forbids them in the header section), except as the
+ * escaped character of a quoted-pair inside a quoted string: `quoted-pair = "\\" (%x00-09 / %x0B-0C /
+ * %x0E-7F)` (RFC 3261 §25.1; RFC 4475 intmeth has `"BEL:\\<BEL> NUL:\\<NUL> DEL:\\<DEL>"` in To). Quote
+ * state is tracked per header line (a folded continuation stays in its line; a new line resets it), so a
+ * stray quote cannot carry the exception into the next header, and CR/LF are never escapable.
+ */
 function findBadControl(bytes: Uint8Array, start: number, end: number): number {
+  let inQuotes = false;
+  let escaped = false;
   for (let i = start; i < end; i++) {
     const b = bytes[i]!;
-    if ((b < 0x20 && b !== 0x09 && b !== CR && b !== LF) || b === 0x7f) return i;
+    if (b === LF) {
+      const next = bytes[i + 1];
+      if (next !== 0x20 && next !== 0x09) inQuotes = false; // not a fold: a new header line
+      escaped = false;
+      continue;
+    }
     // A bare CR (not part of CRLF) would hide inside a value and split it differently elsewhere.
-    if (b === CR && i + 1 < end && bytes[i + 1] !== LF) return i;
+    if (b === CR) {
+      if (i + 1 < end && bytes[i + 1] !== LF) return i;
+      escaped = false;
+      continue;
+    }
+    if (escaped) {
+      escaped = false; // any byte but CR/LF may follow the backslash, CTLs included
+      continue;
+    }
+    if ((b < 0x20 && b !== 0x09) || b === 0x7f) return i;
+    if (!inQuotes) {
+      if (b === 0x22) inQuotes = true;
+    } else if (b === 0x5c) {
+      escaped = true;
+    } else if (b === 0x22) {
+      inQuotes = false;
+    }
   }
   return -1;
 }
@@ -173,7 +209,12 @@ function parseUnsafe(bytes: Uint8Array, options: ParseOptions): SipParseResult {
       else if (!/^[A-Za-z][A-Za-z0-9+\-.]*:./.test(requestUri))
         startLineError = ["bad-uri", "Bad Request-URI"];
       // RFC 3261 §19.1.5: URI headers ("?Route=…") make no sense in a Request-URI (RFC 4475 escruri).
-      else if (/^sips?:/i.test(requestUri) && requestUri.includes("?")) {
+      // Only after the userinfo: a user part may contain "?" (RFC 4475 intmeth), and it ends at the
+      // last "@" (params and headers cannot hold an unescaped "@"), as in parseSipUri.
+      else if (
+        /^sips?:/i.test(requestUri) &&
+        requestUri.slice(requestUri.lastIndexOf("@") + 1).includes("?")
+      ) {
         startLineError = ["bad-uri", "Bad Request-URI"];
       }
     } else {
@@ -251,12 +292,19 @@ function parseUnsafe(bytes: Uint8Array, options: ParseOptions): SipParseResult {
     if (!parseVia(value)) return fail("bad-via", "Malformed Via", answerable);
   }
 
+  // From, To and Contact may carry any URI scheme (RFC 3261 §20.10 absoluteURI; RFC 4475 unksm2: isbn:,
+  // http:, name:): well formed is enough here, and the layers above read them with parseNameAddr, which
+  // yields nothing for a scheme other than sip/sips/tel (a dialog then cannot form: the call layer answers
+  // 400). Route and Record-Route are where we would send requests, so they must be sip/sips URIs.
   for (const name of ["From", "To"]) {
-    if (!parseNameAddr(headers.get(name)!)) return fail("bad-header", `Malformed ${name}`, answerable);
+    if (!isWellFormedNameAddr(headers.get(name)!)) return fail("bad-header", `Malformed ${name}`, answerable);
   }
-  for (const name of ["Contact", "Route", "Record-Route"]) {
+  for (const value of headers.getAll("Contact")) {
+    if (value !== "*" && !isWellFormedNameAddr(value))
+      return fail("bad-header", "Malformed Contact", answerable);
+  }
+  for (const name of ["Route", "Record-Route"]) {
     for (const value of headers.getAll(name)) {
-      if (name === "Contact" && value === "*") continue;
       if (!parseNameAddr(value)) return fail("bad-header", `Malformed ${name}`, answerable);
     }
   }
@@ -274,12 +322,24 @@ function parseUnsafe(bytes: Uint8Array, options: ParseOptions): SipParseResult {
   }
 
   if (request) {
-    // RFC 3261 §8.1.1.7: we only talk to RFC 3261 peers; a branch is how transactions match.
-    const topVia = parseVia(vias[0]!)!;
-    if (!topVia.params.get("branch")) return fail("bad-via", "Missing Via branch", request);
+    const refusal = options.syntaxOnly ? undefined : requestPolicyError(request);
+    if (refusal) return fail(refusal.code, refusal.message, request);
     return { ok: true, message: request };
   }
   return { ok: true, message: { kind: "response", status, reason, headers, body } };
+}
+
+/**
+ * Policy, not syntax: what a well-formed request must also satisfy before we act on it. RFC 3261 §8.1.1.7:
+ * we only talk to RFC 3261 peers, and the top Via's branch is how our transactions match, so an RFC 2543
+ * request without one (RFC 4475 §3.4.1 inv2543: valid syntax) is refused with 400. `parseSipMessage`
+ * applies this unless `syntaxOnly`; the transaction layer checks the branch again as a second line.
+ */
+export function requestPolicyError(request: SipRequest): SipParseError | undefined {
+  const top = request.headers.getAll("Via")[0];
+  const via = top === undefined ? undefined : parseVia(top);
+  if (!via?.params.get("branch")) return { code: "bad-via", message: "Missing Via branch" };
+  return undefined;
 }
 
 function countLines(headers: SipHeaders, canonical: string): number {

@@ -114,6 +114,11 @@ export type SipParseResult =
 export const SIP_LIMITS = {
   maxMessageBytes: 65536,
   maxHeaders: 128,
-  maxViaHeaders: 16,
+  /**
+   * Max-Forwards starts at 70 (RFC 3261 §8.1.1.6) and every hop adds one Via, so no request that reached
+   * us by the rules carries more than ~70; RFC 4475 longreq (34 Vias) is legal. Was 16, which refused it.
+   * Still a cap: 100 Vias is refused, and maxHeaders / maxMessageBytes bound the cost of any header.
+   */
+  maxViaHeaders: 70,
   maxHeaderLineBytes: 8192,
 } as const;

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import {
+  isWellFormedNameAddr,
+  parseNameAddr,
   parseSipMessage,
+  requestPolicyError,
   type SipParseResult,
   type SipRequest,
   type SipResponse,
@@ -154,6 +157,75 @@ describe("parseSipMessage: requests", () => {
     expect(error.error.message).toMatch(/branch/);
   });
 
+  it("a Via without branch is valid syntax refused by policy: syntaxOnly parses it, requestPolicyError says why", () => {
+    const lines = INVITE_LINES.map((l) => (l.startsWith("Via") ? "Via: SIP/2.0/UDP 10.0.0.1:5060" : l));
+    const request = expectRequest(parseSipMessage(crlf(lines), { syntaxOnly: true }));
+    expect(requestPolicyError(request)).toEqual({ code: "bad-via", message: "Missing Via branch" });
+    expect(requestPolicyError(expectRequest(parseSipMessage(crlf(INVITE_LINES))))).toBeUndefined();
+    // syntaxOnly relaxes policy, never syntax or limits.
+    const noBranchBadCseq = lines.map((l) => (l.startsWith("CSeq") ? "CSeq: 1 BYE" : l));
+    expectError(parseSipMessage(crlf(noBranchBadCseq), { syntaxOnly: true }), "bad-cseq");
+  });
+
+  it("allows a CTL only as a quoted-pair inside a quoted string (RFC 4475 intmeth), nowhere else", () => {
+    const withTo = (to: string) => INVITE_LINES.map((l) => (l.startsWith("To:") ? to : l));
+    const quoted = expectRequest(
+      parseSipMessage(crlf(withTo('To: "a\\\u0000b\\\u0007" <sip:bridge@10.0.0.2>'))),
+    );
+    expect(parseNameAddr(quoted.headers.get("To")!)?.displayName).toBe("a\u0000b\u0007");
+    // Unescaped inside quotes, escaped outside quotes, or escaping CR/LF: refused.
+    expectError(parseSipMessage(crlf(withTo('To: "a\u0000b" <sip:bridge@10.0.0.2>'))), "bad-character");
+    expectError(parseSipMessage(crlf(withTo("To: a\\\u0000 <sip:bridge@10.0.0.2>"))), "bad-character");
+    expectError(parseSipMessage(crlf(withTo('To: "a\\\rb" <sip:bridge@10.0.0.2>'))), "bad-character");
+    // A stray quote cannot carry the exception into the next header line.
+    const stray = INVITE_LINES.flatMap((l) =>
+      l.startsWith("Call-ID") ? ['Call-ID: a"b@c', "Subject: \\\u0000"] : [l],
+    );
+    expectError(parseSipMessage(crlf(stray)), "bad-character");
+    // ...but a folded continuation of the same quoted string keeps it.
+    const folded = withTo('To: "a\r\n \\\u0000b" <sip:bridge@10.0.0.2>');
+    expect(parseNameAddr(expectRequest(parseSipMessage(crlf(folded))).headers.get("To")!)?.displayName).toBe(
+      "a \u0000b",
+    );
+  });
+
+  it("accepts any URI scheme in From/To/Contact (RFC 4475 unksm2) but only SIP URIs in Route/Record-Route", () => {
+    const replace = (name: string, value: string) =>
+      INVITE_LINES.map((l) => (l.startsWith(`${name}:`) ? `${name}: ${value}` : l));
+    const request = expectRequest(
+      parseSipMessage(
+        crlf(
+          replace("From", "<http://www.example.com>;tag=3234233").map((l) =>
+            l.startsWith("To:") ? "To: isbn:2983792873" : l,
+          ),
+        ),
+      ),
+    );
+    // Upper layers read them with parseNameAddr: nothing for a non-SIP scheme, so no dialog (400 there).
+    expect(parseNameAddr(request.headers.get("From")!)).toBeUndefined();
+    expectRequest(parseSipMessage(crlf(replace("Contact", "<name:John_Smith>"))));
+    expectError(parseSipMessage(crlf(replace("Contact", "<name:John Smith>"))), "bad-header");
+    expectError(parseSipMessage(crlf(replace("From", "<http://example.com"))), "bad-header");
+    expectError(parseSipMessage(crlf(replace("To", "/"))), "bad-header");
+    expectError(
+      parseSipMessage(
+        crlf([...INVITE_LINES.slice(0, 2), "Route: <http://proxy.example.com>", ...INVITE_LINES.slice(2)]),
+      ),
+      "bad-header",
+    );
+    expect(isWellFormedNameAddr('"x" <urn:service:sos>')).toBe(true);
+    expect(isWellFormedNameAddr("<sip:>")).toBe(false);
+  });
+
+  it("a Request-URI user part may contain '?', URI headers after the host may not (RFC 4475 intmeth vs escruri)", () => {
+    const withUri = (uri: string) => [`INVITE ${uri} SIP/2.0`, ...INVITE_LINES.slice(1)];
+    expect(expectRequest(parseSipMessage(crlf(withUri("sip:crazy?,/;;*@10.0.0.2")))).uri).toBe(
+      "sip:crazy?,/;;*@10.0.0.2",
+    );
+    expectError(parseSipMessage(crlf(withUri("sip:bridge@10.0.0.2?Route=%3Csip:x%3E"))), "bad-uri");
+    expectError(parseSipMessage(crlf(withUri("sip:10.0.0.2?Route=%3Csip:x%3E"))), "bad-uri");
+  });
+
   it("rejects a CSeq method mismatch and a CSeq >= 2^31", () => {
     const mismatch = INVITE_LINES.map((l) => (l.startsWith("CSeq") ? "CSeq: 1 ACK" : l));
     expect(expectError(parseSipMessage(crlf(mismatch)), "bad-cseq").request).toBeDefined();
@@ -190,7 +262,15 @@ describe("parseSipMessage: requests", () => {
   });
 
   it("enforces the limits", () => {
-    const manyVias = Array.from({ length: 100 }, (_, i) => `Via: SIP/2.0/UDP h${i};branch=z9hG4bK${i}`);
+    // 70 Vias (as many as Max-Forwards 70 allows hops) pass; 71 and 100 do not.
+    const vias = (n: number) =>
+      Array.from({ length: n }, (_, i) => `Via: SIP/2.0/UDP h${i};branch=z9hG4bK${i}`);
+    expectRequest(parseSipMessage(crlf([INVITE_LINES[0]!, ...vias(70), ...INVITE_LINES.slice(2)])));
+    expectError(
+      parseSipMessage(crlf([INVITE_LINES[0]!, ...vias(71), ...INVITE_LINES.slice(2)])),
+      "too-many-headers",
+    );
+    const manyVias = vias(100);
     expectError(
       parseSipMessage(crlf([INVITE_LINES[0]!, ...manyVias, ...INVITE_LINES.slice(2)])),
       "too-many-headers",

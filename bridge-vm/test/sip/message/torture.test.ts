@@ -80,9 +80,14 @@ describe("RFC 4475 valid shapes", () => {
         "",
       ),
     );
-    // The RFC's To carries escaped BEL/NUL/DEL inside a quoted string: we reject raw CTLs in headers
-    // on purpose (CVE-class inputs), so this exact message is refused with a coded error.
-    expect(result.ok ? "ok" : result.error.code).toBe("bad-character");
+    // The RFC's To carries BEL/NUL/DEL as quoted-pairs inside its quoted display name: legal (RFC 3261
+    // §25.1 quoted-pair), so the message parses; a raw CTL anywhere else is still refused (parse.test.ts).
+    if (!result.ok) throw new Error(`${result.error.code}: ${result.error.message}`);
+    expect(result.message.kind === "request" && result.message.method).toBe(method);
+    expect(parseNameAddr(result.message.headers.get("To")!)?.displayName).toBe(
+      "BEL:\u0007 NUL:\u0000 DEL:\u007f",
+    );
+    expect(result.message.headers.get("extensionHeader-!.%*+_`'~")).toBe("\u5927\u505c\u96fb");
     const uriParsed = parseSipUri(uri);
     expect(uriParsed?.user).toBe("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*");
     expect(uriParsed?.password).toBe("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)");
