@@ -80,6 +80,8 @@ export interface StackOptions {
   bridgeEnv?: Record<string, string>;
   /** Bridge log level (default "info"; the e2e tests read call lines at info). */
   logLevel?: string;
+  /** Kamailio static routes (R-URI user → SIP URI), e.g. an outbound call's callee played by SIPp. */
+  kamailioRoutes?: Record<string, string>;
 }
 
 export interface Stack {
@@ -96,6 +98,8 @@ export interface Stack {
   harness?: TestHarness;
   /** GET /v1/calls/:id with the API token; undefined while the Durable Object does not know the call. */
   callReport(callId: string): Promise<CallReport | undefined>;
+  /** A request to the Worker's REST API with the API token (e.g. POST /v1/calls). */
+  api(path: string, init?: RequestInit): Promise<Response>;
   /** The bridge's ops port /metrics text. */
   metrics(): Promise<string>;
   /** Value of one unlabelled (or summed labelled) Prometheus sample, e.g. "patchbay_calls_active". */
@@ -171,7 +175,10 @@ async function start(
   const useKamailio = !options.direct && existsSync(KAMAILIO_BIN);
   let kamailio: KamailioInstance | undefined;
   if (useKamailio) {
-    kamailio = await startKamailio({ users: [{ username: BRIDGE_EXTENSION, password }] });
+    kamailio = await startKamailio({
+      users: [{ username: BRIDGE_EXTENSION, password }],
+      ...(options.kamailioRoutes ? { staticRoutes: options.kamailioRoutes } : {}),
+    });
     cleanups.push(() => kamailio!.stop());
   }
   let stub: StubRegistrar | undefined;
@@ -184,6 +191,8 @@ async function start(
     CLOUD_SECRET: bridgeSecret,
     LOG_LEVEL: options.logLevel ?? "info",
     SIP_MAX_CONCURRENT_CALLS: "50",
+    // The agents' transfer targets (workers/agents/*.json) are 4-digit extensions.
+    TRANSFER_ALLOWED_DESTINATIONS: "^\\d{3,4}$",
     // Direct mode: there is no registrar, so name the caller's address as the one allowed source.
     ...(useKamailio ? {} : { SIP_ALLOWED_SOURCES: CALLER_HOST }),
     ...options.bridgeEnv,
@@ -234,6 +243,11 @@ async function start(
       if (!response.ok)
         throw new Error(`GET /v1/calls/${callId}: ${response.status} ${await response.text()}`);
       return (await response.json()) as CallReport;
+    },
+    api(path, init = {}) {
+      const headers = new Headers(init.headers);
+      headers.set("Authorization", `Bearer ${apiToken}`);
+      return fetch(`${workerUrl}${path}`, { ...init, headers });
     },
     metrics,
     async metric(name) {
