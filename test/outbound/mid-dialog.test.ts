@@ -108,7 +108,10 @@ describe("an outbound call's dialog after the answer (SIPp as an Asterisk-like c
       scenario: new URL("./scenarios/uas-callee-refreshes.xml", import.meta.url).pathname,
       calls: 1,
     });
-    cleanups.push(() => bridgeRefreshes.stop(), () => calleeRefreshes.stop());
+    cleanups.push(
+      () => bridgeRefreshes.stop(),
+      () => calleeRefreshes.stop(),
+    );
     const first = leg(side, bridgeRefreshes);
     const second = leg(side, calleeRefreshes);
     const [a, b] = await Promise.all([first.call.dial(), second.call.dial()]);
