@@ -80,6 +80,10 @@ describe("workers/agents/*.json (the deploy check, as pnpm check:agents runs it)
     ],
     [{ tts: { provider: "deepgram" }, voice: "alloy" }, "voice: Deepgram Aura voices are aura-… model names"],
     [{ id: "someone-else" }, 'id: "someone-else" must equal the file name "receptionist"'],
+    [
+      { callEndedWebhook: { url: "https://x.test/h", signingSecret: "UNDECLARED_SECRET" } },
+      "callEndedWebhook.signingSecret: UNDECLARED_SECRET is not declared in WEBHOOK_SECRETS",
+    ],
   ])("rejects %j with the file and the key", (change, fragment) => {
     const errors = checkAgentFile("receptionist", { ...(named.receptionist as object), ...change });
     expect(errors.join("\n")).toContain(`agents/receptionist.json: ${fragment}`);

@@ -9,6 +9,7 @@ import {
   registeredProviders,
   registeredRealtimeProviders,
   registerVendorProviders,
+  secretByName,
 } from "../src/providers/index";
 
 registerVendorProviders();
@@ -101,5 +102,16 @@ describe("provider registry", () => {
     expect(buildRealtimeProvider(realtime, { OPENAI_API_KEY: "k" }).name).toBe("openai-realtime");
     expect(() => buildRealtimeProvider(realtime, {})).toThrow(/OPENAI_API_KEY/);
     expect(() => buildProviders(realtime, { OPENAI_API_KEY: "k" })).toThrow(/speech-to-speech/);
+  });
+});
+
+describe("secrets named at run time", () => {
+  it("finds a non-empty own string only", () => {
+    const env = { CRM_WEBHOOK_SECRET: "s3cret", EMPTY: "", NUMBER: 42 };
+    expect(secretByName(env, "CRM_WEBHOOK_SECRET")).toBe("s3cret");
+    expect(secretByName(env, "EMPTY")).toBeUndefined();
+    expect(secretByName(env, "NUMBER")).toBeUndefined();
+    expect(secretByName(env, "toString")).toBeUndefined();
+    expect(secretByName(env, "MISSING")).toBeUndefined();
   });
 });

@@ -7,6 +7,7 @@
  * Every message starts with the file and the key: `agents/x.json: stt.provider: …`.
  */
 import { KNOWN_PROVIDER_IDS } from "../providers/registry";
+import { WEBHOOK_SECRETS } from "../providers/secrets";
 import { WORKERS_AI_FLUX, WORKERS_AI_NOVA_3 } from "../providers/workers-ai/stt";
 import { type AgentDefinition, checkAgentDefinition } from "./schema";
 
@@ -111,6 +112,23 @@ function deployProblems(agent: AgentDefinition): Problem[] {
       key: "stt.model",
       message: `"${sttModel}" is a Flux model: use "provider": "deepgram-flux"`,
     });
+  }
+  // The Env type declares every secret an agent names (src/providers/secrets.ts).
+  const declared: readonly string[] = WEBHOOK_SECRETS;
+  const secrets: [string, string | undefined][] = [
+    ...agent.tools.map((tool, index): [string, string | undefined] => [
+      `tools.${index}.signingSecret`,
+      tool.type === "webhook" ? tool.signingSecret : undefined,
+    ]),
+    ["callEndedWebhook.signingSecret", agent.callEndedWebhook?.signingSecret],
+  ];
+  for (const [key, name] of secrets) {
+    if (name !== undefined && !declared.includes(name)) {
+      problems.push({
+        key,
+        message: `${name} is not declared in WEBHOOK_SECRETS (src/providers/secrets.ts)`,
+      });
+    }
   }
   // Aura's voice is its model name (aura-…); anything else would be silently replaced by the default.
   if (

@@ -34,8 +34,8 @@ import { postSignedJson, type WebhookDeps } from "../pipeline/tools";
 import {
   buildProviders,
   buildRealtimeProvider,
-  type ProviderEnv,
   registerVendorProviders,
+  secretByName,
 } from "../providers/index";
 import { CallStore, callReport } from "./store";
 
@@ -341,7 +341,7 @@ export class CallSession extends DurableObject<Env> {
     );
     if (ignored.length > 0) this.#log("warn", "call variables ignored", { ignored });
     const codec = this.#attachment(ws)?.codec ?? call.metadata.codec;
-    const env = this.env as unknown as ProviderEnv;
+    const env = this.env;
     const common = {
       callId: call.callId,
       agent,
@@ -371,12 +371,12 @@ export class CallSession extends DurableObject<Env> {
   }
 
   #host(): ConversationHost {
-    const env = this.env as unknown as ProviderEnv;
+    const env = this.env;
     const webhook: WebhookDeps = {
       fetch: (input, init) => fetch(input, init),
       clock: systemClock,
       unixSeconds: () => Math.floor(Date.now() / 1000),
-      secret: (name) => (typeof env[name] === "string" ? (env[name] as string) : undefined),
+      secret: (name) => secretByName(env, name),
     };
     return {
       output: {
@@ -469,7 +469,7 @@ export class CallSession extends DurableObject<Env> {
     const hook = agent.callEndedWebhook;
     const report = callReport(this.#store);
     if (!hook || !report) return;
-    const env = this.env as unknown as ProviderEnv;
+    const env = this.env;
     try {
       const response = await postSignedJson(
         hook.url,
@@ -479,7 +479,7 @@ export class CallSession extends DurableObject<Env> {
           fetch: (input, init) => fetch(input, init),
           clock: systemClock,
           unixSeconds: () => Math.floor(Date.now() / 1000),
-          secret: (name) => (typeof env[name] === "string" ? (env[name] as string) : undefined),
+          secret: (name) => secretByName(env, name),
         },
       );
       this.#log(response.ok ? "info" : "warn", "call-ended webhook delivered", { status: response.status });

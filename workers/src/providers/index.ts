@@ -4,5 +4,6 @@
  */
 export type * from "./realtime-types";
 export * from "./registry";
+export * from "./secrets";
 export * from "./types";
 export { registerVendorProviders } from "./vendors";

@@ -6,18 +6,14 @@
  */
 import type { AgentDefinition } from "../agents/schema";
 import type { RealtimeProvider } from "./realtime-types";
+import type { OptionalSecrets, ProviderSecretName } from "./secrets";
 import type { LlmProvider, SttProvider, TtsProvider } from "./types";
 
-/** The env a provider factory may read: bindings plus optional vendor secrets (all strings are optional). */
-export interface ProviderEnv {
-  AI?: Ai;
-  DEEPGRAM_API_KEY?: string;
-  OPENAI_API_KEY?: string;
-  OPENAI_BASE_URL?: string;
-  ELEVENLABS_API_KEY?: string;
-  CARTESIA_API_KEY?: string;
-  [name: string]: unknown;
-}
+/**
+ * The part of the Worker's Env a provider factory may read: the AI binding (absent in the offline env)
+ * and the optional vendor secrets (./secrets.ts). The Durable Object passes its Env as is.
+ */
+export type ProviderEnv = { readonly AI?: Ai } & Pick<OptionalSecrets, ProviderSecretName>;
 
 /**
  * The provider ids the vendor implementations register (vendors.ts; the registry test keeps the two
@@ -134,7 +130,12 @@ export function buildProviders(agent: AgentDefinition, env: ProviderEnv): Provid
 }
 
 /** Reads a required secret for a factory, with an error that names it. */
-export function requireSecret(env: ProviderEnv, stage: Stage, provider: string, name: string): string {
+export function requireSecret(
+  env: ProviderEnv,
+  stage: Stage,
+  provider: string,
+  name: ProviderSecretName,
+): string {
   const value = env[name];
   if (typeof value !== "string" || value === "") {
     throw new ProviderUnavailableError(stage, provider, `secret ${name} is not set`);
