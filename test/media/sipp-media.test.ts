@@ -1,0 +1,136 @@
+/**
+ * The bridge's media path with SIPp as the real caller (sip-interop.md §4 "inbound-basic"): SIPp calls the
+ * extension through Kamailio (the bridge registered there with digest auth), and replays with
+ * `play_pcap_audio` (a) espeak-ng speech as G.711 µ-law RTP (test/peers/sipp/pcap/speech.pcap) and then
+ * (b) RFC 4733 digits 1, 2, 3 on PT 101 (dtmf-123.pcap), both made by test/peers/sipp/make-pcaps.ts. The
+ * RTP comes from SIPp's own code and clock, not ours, and from SIPp's media port, which is what its SDP
+ * offers, so the bridge's latch takes it as the exact SDP ip:port. The two pcaps are two RTP streams with
+ * their own SSRC, sequence and timestamp bases, as a PBX switching sources would send.
+ * Checked on the signal: the recording's caller channel matches the speech that was sent, and the digits
+ * reach the agent (the fake cloud's `dtmf` messages) once each, in order.
+ * SIPp 3.6.1 cannot record what it receives, so the bridge → caller direction is covered by
+ * bridge-media.test.ts (RtpPeer) and baresip.test.ts (baresip records).
+ */
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { crossCorrelationPeak, decodePcm, deinterleave, readWavFile, rmsDbfs } from "../support/audio";
+import { type BridgeInstance, startBridge } from "../support/bridge";
+import { type KamailioInstance, startKamailio } from "../support/kamailio";
+import { readRtpPcapFile } from "../support/pcap";
+import { describeSippResult, PCAPS, pcapVars, runSipp } from "../support/sipp";
+import { FakeCloud } from "./fake-cloud";
+
+const USER = { username: "2401", password: "sipp-media-test-pass" };
+const BRIDGE_HOST = "127.0.0.3";
+
+let kamailio: KamailioInstance;
+let bridge: BridgeInstance;
+let cloud: FakeCloud;
+let recordings: string;
+
+async function until<T>(
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+beforeAll(async () => {
+  cloud = new FakeCloud();
+  const cloudUrl = await cloud.start();
+  recordings = await mkdtemp(join(tmpdir(), "patchbay-sipp-media-"));
+  kamailio = await startKamailio({ users: [USER] });
+  bridge = await startBridge({
+    registrar: `${kamailio.host}:${kamailio.port}`,
+    host: BRIDGE_HOST,
+    ...USER,
+    env: {
+      CLOUD_URL: cloudUrl,
+      CLOUD_SECRET: cloud.secret,
+      RECORDING_ENABLED: "true",
+      RECORDING_PATH: join(recordings, "{callId}.wav"),
+      RTP_PORT_MIN: "43000",
+      RTP_PORT_MAX: "43998",
+      LOG_LEVEL: "info",
+    },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await bridge?.stop();
+  await kamailio?.stop();
+  await cloud?.stop();
+  await rm(recordings, { recursive: true, force: true });
+});
+
+/** What SIPp sends: the speech pcap's payloads decoded, in sequence order. */
+async function speechSent(): Promise<Int16Array> {
+  const packets = (await readRtpPcapFile(PCAPS.speech.path)).sort((a, b) => a.sequence - b.sequence);
+  const out = new Int16Array(packets.length * 160);
+  for (const [index, packet] of packets.entries()) out.set(decodePcm("PCMU", packet.payload), index * 160);
+  return out;
+}
+
+describe("bridge media with SIPp as the caller, through Kamailio", () => {
+  it("records SIPp's speech pcap faithfully and passes its RFC 4733 digits to the agent", async () => {
+    const known = new Set(cloud.callIds);
+    const result = await runSipp({
+      scenario: "uac-dtmf-rtp",
+      remote: `${kamailio.host}:${kamailio.port}`,
+      localIp: "127.0.0.2", // Kamailio's trusted "PBX trunk": no auth for the caller
+      service: USER.username, // Kamailio looks up the registered bridge
+      // Speech, a 300 ms margin, the digits, a margin, then BYE.
+      templateVars: pcapVars(PCAPS.speech, PCAPS.dtmf123, 300),
+      timeoutMs: 30_000,
+    });
+    expect(result.exitCode, describeSippResult(result)).toBe(0);
+    expect(result.stats?.successfulCalls, describeSippResult(result)).toBe(1);
+
+    const callId = await until(() => cloud.callIds.find((id) => !known.has(id)), "the call's media socket");
+
+    // The digits: RFC 4733 events on PT 101 become one `dtmf` message per key press, in order.
+    const digits = await until(() => {
+      const seen = cloud.controlsOfType("dtmf").filter((message) => message.callId === callId);
+      return seen.length >= 3 ? seen : undefined;
+    }, "three dtmf messages at the cloud");
+    expect(digits.map((message) => message.digit)).toEqual(["1", "2", "3"]);
+
+    // The recording, finalized when the call ends (SIPp's BYE).
+    const file = join(recordings, `${callId}.wav`);
+    await until(async () => (await readdir(recordings)).includes(`${callId}.wav`), "the recording");
+    await until(
+      () => bridge.logs().some((line) => line.msg === "call ended" && line.callId === callId),
+      "call ended",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300)); // header finalized on close
+    const wav = await readWavFile(file);
+    expect(wav).toMatchObject({ sampleRate: 8000, channels: 2 });
+    const [callerChannel] = deinterleave(wav);
+
+    const sent = await speechSent();
+    const match = crossCorrelationPeak(sent, callerChannel!);
+    console.info(
+      `SIPp speech → recording: correlation ${match.correlation.toFixed(4)} at lag ${match.lag} samples`,
+    );
+    // Threshold 0.9. The recording is the same µ-law bytes decoded by the same G.711 table, so a perfect
+    // path scores ≈ 1.0 (a G.711 round trip alone keeps > 0.99, support/audio.ts). What may legitimately
+    // cost a little: SIPp's sender clock (usleep pacing, jittery on a loaded machine) against the jitter
+    // buffer, which can conceal or drop a frame at the start or under a stall (20 ms of 5.7 s each). A
+    // wrong channel, a recording shifted within itself, half the speech missing, or noise all score far
+    // below 0.9; bridge-media.test.ts uses the same bar for the same reasons.
+    expect(match.correlation).toBeGreaterThan(0.9);
+    // The speech sits where it was sent: after the answer, not smeared over the whole file.
+    expect(match.lag).toBeGreaterThanOrEqual(0);
+    expect(rmsDbfs(callerChannel!)).toBeGreaterThan(-40);
+    expect(cloud.violations).toEqual([]);
+  });
+});
