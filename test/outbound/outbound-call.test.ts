@@ -8,7 +8,7 @@
 import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { OriginateHandler } from "@patchbay/bridge/src/control/originate";
-import { DestinationPolicy, OutboundLimits } from "@patchbay/bridge/src/control/policy";
+import { DestinationPolicy, OutboundLimits, TransferPolicy } from "@patchbay/bridge/src/control/policy";
 import { createLogger } from "@patchbay/bridge/src/logging";
 import { createMediaEngine } from "@patchbay/bridge/src/media/engine";
 import { silentLogger } from "@patchbay/bridge/src/media/logger";
@@ -37,10 +37,14 @@ afterEach(async () => {
   sipp = undefined;
 });
 
-/** The Worker's media socket as far as the bridge can tell: token checked, hello → welcome. */
-async function fakeWorker() {
+/**
+ * The Worker's media socket as far as the bridge can tell: token checked, hello → welcome, then
+ * `afterWelcome` (e.g. the agent's transfer requests) on each socket.
+ */
+async function fakeWorker(afterWelcome?: (socket: import("ws").WebSocket) => void) {
   const hellos: unknown[] = [];
   const hangups: unknown[] = [];
+  const transferResults: Array<{ ok: boolean; target: string; reason?: string }> = [];
   const server = new WebSocketServer({
     host: LOOPBACK,
     port: 0,
@@ -67,13 +71,20 @@ async function fakeWorker() {
             agent: parsed.message.call.agent ?? "default",
           }),
         );
+        afterWelcome?.(socket);
       }
       if (parsed.message.type === "hangup") hangups.push(parsed.message);
+      if (parsed.message.type === "transfer_result") transferResults.push(parsed.message);
     });
   });
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `http://${LOOPBACK}:${(server.address() as AddressInfo).port}`, hellos, hangups };
+  return {
+    url: `http://${LOOPBACK}:${(server.address() as AddressInfo).port}`,
+    hellos,
+    hangups,
+    transferResults,
+  };
 }
 
 describe("a whole outbound call", () => {
@@ -197,5 +208,101 @@ describe("a whole outbound call", () => {
     expect(media.activeSessions).toBe(0);
     const finished = await sipp.finished(10_000);
     expect(finished.exitCode, describeSippResult(finished)).toBe(0);
+  });
+});
+
+describe("the agent's transfer on an outbound call", () => {
+  it("refuses a target outside the transfer policy without SIP, then REFERs an allowed one and leaves after the NOTIFY", async () => {
+    const worker = await fakeWorker((socket) => {
+      // A moment after the welcome: the bridge attaches its listeners once the link is up.
+      setTimeout(
+        () => socket.send(JSON.stringify({ type: "transfer", target: "+4420700000", mode: "blind" })),
+        200,
+      );
+      setTimeout(() => socket.send(JSON.stringify({ type: "transfer", target: "2002", mode: "blind" })), 400);
+    });
+    sipp = await startSippServer({
+      scenario: new URL("./scenarios/uas-answer-refer.xml", import.meta.url).pathname,
+      calls: 1,
+    });
+    const transport = new UdpTransport({ address: LOOPBACK, port: 0, logger });
+    await transport.listen();
+    const layer = new TransactionLayer({
+      transports: [transport],
+      clock: systemClock,
+      logger,
+      sentBy: () => `${LOOPBACK}:${transport.local.port}`,
+    });
+    const ua = new UaCore({
+      layer,
+      policy: new CallPolicy({
+        allowList: new SourceAllowList([LOOPBACK]),
+        rejectMode: "silent",
+        contactToken: "outboundtest",
+      }),
+      clock: systemClock,
+      logger,
+      contactUri: () => `sip:outboundtest@${LOOPBACK}:${transport.local.port}`,
+    });
+    const rtpBase = await freePortBlock(8);
+    const media = createMediaEngine(
+      {
+        portMin: rtpBase,
+        portMax: rtpBase + 7,
+        latch: true,
+        timeoutS: 30,
+        idle: "silence",
+        recording: { enabled: false, path: "/tmp" },
+        bindAddress: LOOPBACK,
+      },
+      silentLogger,
+    );
+    cleanups.push(async () => {
+      layer.close();
+      await transport.close();
+    });
+    const call = new OutboundCall(
+      { type: "originate", requestId: "call-transfer-1", callId: "call-transfer-1", to: "2001" },
+      { user: "2001", requestUri: `sip:2001@${sipp.address}` },
+      {
+        ua,
+        clock: systemClock,
+        logger,
+        media,
+        proxy: { protocol: "udp", address: sipp.host, port: sipp.port },
+        fromUri: `sip:1050@${LOOPBACK}`,
+        rtpAddress: LOOPBACK,
+        sip: { domain: LOOPBACK },
+        cloud: { url: worker.url, secret: SECRET, fallback: "reject", connectTimeoutMs: 2000 },
+        bridgeId: "vm-test",
+        bridgeVersion: "test",
+        defaults: { ringTimeoutS: 10, maxDurationS: 60 },
+        transferPolicy: new TransferPolicy(
+          { transferAllowedDestinations: ["^200\\d$"], allowedDestinations: [], allowedHosts: [] },
+          LOOPBACK,
+        ),
+      },
+    );
+    const ended = new Promise<string>((resolve) => call.once("ended", ({ reason }) => resolve(reason)));
+    expect(await call.start()).toMatchObject({ outcome: "answered" });
+    expect(await ended).toBe("transferred");
+    const finished = await sipp.finished(10_000);
+    expect(finished.exitCode, describeSippResult(finished)).toBe(0);
+    // One REFER only (the allowed target); the refused one never reached SIP.
+    expect([...finished.messages.matchAll(/^REFER /gm)]).toHaveLength(1);
+    const hangupDeadline = Date.now() + 3_000;
+    while (worker.hangups.length === 0 && Date.now() < hangupDeadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(worker.transferResults).toEqual([
+      expect.objectContaining({
+        ok: false,
+        target: "+4420700000",
+        reason: expect.stringMatching(/not allowed/),
+      }),
+      expect.objectContaining({ ok: true, target: "2002" }),
+    ]);
+    expect(worker.hangups[0]).toMatchObject({ type: "hangup", cause: "transferred", by: "bridge" });
+    expect(media.activeSessions).toBe(0);
   });
 });

@@ -691,8 +691,10 @@ export abstract class SipLeg<Events extends LegEvents = LegEvents> implements Di
             return;
           }
           this.logger.info({ target: referTo }, "transfer succeeded; leaving the call");
-          void this.hangup("transferred");
           resolve();
+          // After the caller's reactions to the resolved promise (the agent's transfer_result), so the
+          // Worker hears the result before the hang-up that closes its socket (PROTOCOL.md order).
+          queueMicrotask(() => void this.hangup("transferred"));
         },
       };
       this.pendingTransfer = pending;
