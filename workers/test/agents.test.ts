@@ -140,6 +140,42 @@ describe("agent schema", () => {
     ],
     [{ ...valid, routing: { extensions: ["12a"] } }, "routing.extensions.0:"],
     [
+      {
+        ...valid,
+        tools: [
+          {
+            type: "webhook",
+            name: "w",
+            description: "d",
+            parameters: { type: "object" },
+            url: "https://x.test",
+          },
+        ],
+      },
+      'tools.0.signingSecret: set signingSecret (the secret that signs each request) or "unsigned": true',
+    ],
+    [
+      {
+        ...valid,
+        tools: [
+          {
+            type: "webhook",
+            name: "w",
+            description: "d",
+            parameters: { type: "object" },
+            url: "https://x.test",
+            signingSecret: "S",
+            unsigned: true,
+          },
+        ],
+      },
+      'tools.0.signingSecret: signingSecret and "unsigned": true contradict each other',
+    ],
+    [
+      { ...valid, callEndedWebhook: { url: "https://x.test" } },
+      "callEndedWebhook.signingSecret: set signingSecret",
+    ],
+    [
       { ...valid, callEndedWebhook: { url: "https://x.test", signingSecret: "lower" } },
       "callEndedWebhook.signingSecret:",
     ],
@@ -147,6 +183,24 @@ describe("agent schema", () => {
     const check = checkAgentDefinition(input);
     expect(check.ok).toBe(false);
     if (!check.ok) expect(check.errors.join("\n")).toContain(fragment);
+  });
+
+  it("accepts an explicitly unsigned webhook", () => {
+    const check = checkAgentDefinition({
+      ...valid,
+      tools: [
+        {
+          type: "webhook",
+          name: "w",
+          description: "d",
+          parameters: { type: "object" },
+          url: "https://x.test",
+          unsigned: true,
+        },
+      ],
+      callEndedWebhook: { url: "https://x.test/ended", unsigned: true },
+    });
+    expect(check.ok).toBe(true);
   });
 
   it("a catalog refuses an invalid definition with every problem listed", () => {

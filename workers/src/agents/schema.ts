@@ -52,8 +52,12 @@ const webhookTool = z.object({
   parameters: jsonSchemaObject,
   url: z.url({ protocol: /^https?$/ }),
   timeoutMs: z.number().int().min(100).max(30_000).default(5_000),
-  /** Name of the secret (env) whose value signs the request body (X-Patchbay-Signature). */
+  /**
+   * Name of the secret (env) whose value signs the request body (X-Patchbay-Signature). Required
+   * unless `unsigned: true` says, explicitly, that the receiver accepts unauthenticated requests.
+   */
   signingSecret: envName.optional(),
+  unsigned: z.literal(true).optional(),
   /** What the agent says while waiting for a slow webhook; omitted = silence. */
   fillerText: z.string().max(256).optional(),
 });
@@ -143,7 +147,12 @@ export const agentDefinition = z
       .default({}),
     /** Where the signed call-ended webhook goes (transcript + timings). */
     callEndedWebhook: z
-      .object({ url: z.url({ protocol: /^https?$/ }), signingSecret: envName.optional() })
+      .object({
+        url: z.url({ protocol: /^https?$/ }),
+        /** As for webhook tools: a signing secret, or `unsigned: true`. */
+        signingSecret: envName.optional(),
+        unsigned: z.literal(true).optional(),
+      })
       .optional(),
   })
   .superRefine((agent, ctx) => {
@@ -159,6 +168,26 @@ export const agentDefinition = z
         }
       }
     }
+    // A webhook without a signature must be a decision, not an omission (the receiver cannot tell our
+    // requests from anyone's): exactly one of signingSecret / unsigned.
+    const signing = (
+      hook: { signingSecret?: string | undefined; unsigned?: true | undefined },
+      path: PropertyKey[],
+    ) => {
+      if ((hook.signingSecret === undefined) === (hook.unsigned === undefined)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [...path, "signingSecret"],
+          message:
+            hook.signingSecret === undefined
+              ? 'set signingSecret (the secret that signs each request) or "unsigned": true to send it unsigned'
+              : 'signingSecret and "unsigned": true contradict each other; keep one',
+        });
+      }
+    };
+    for (const [index, tool] of agent.tools.entries())
+      if (tool.type === "webhook") signing(tool, ["tools", index]);
+    if (agent.callEndedWebhook) signing(agent.callEndedWebhook, ["callEndedWebhook"]);
     const names = new Set<string>();
     for (const [index, tool] of agent.tools.entries()) {
       if (names.has(tool.name)) {

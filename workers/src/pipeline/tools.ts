@@ -1,7 +1,8 @@
 /**
  * The tools an agent's model may call: the built-ins (end_call, transfer_call, send_dtmf), whose effect
  * the conversation carries out on the call, and HTTP webhook tools declared in the agent definition,
- * which are POSTed (signed) to the operator's server with the result fed back to the model.
+ * which are POSTed (signed, unless the agent says `unsigned: true`) to the operator's server with the
+ * result fed back to the model.
  */
 import type { AgentDefinition, ToolDefinition, WebhookToolDefinition } from "../agents/schema";
 import type { ToolSpec } from "../providers/types";
@@ -164,12 +165,29 @@ export interface WebhookDeps {
 /** What a webhook tool call returns to the model (always a string; failures are described, not thrown). */
 export const MAX_WEBHOOK_RESULT_CHARS = 4_000;
 
+/** A webhook's answer, its body already read (at most `maxResponseChars`). */
+export interface WebhookResponse {
+  ok: boolean;
+  status: number;
+  text: string;
+}
+
+/**
+ * POSTs JSON, signed when a signing secret is named, and reads the answer. The timeout covers the
+ * whole exchange, body included: a server that sends its headers and then trickles (or never ends)
+ * its body is cut off like one that never answers. Only the first `maxResponseChars` are kept.
+ */
 export async function postSignedJson(
   url: string,
   payload: unknown,
-  options: { timeoutMs: number; signingSecret?: string | undefined; signal?: AbortSignal | undefined },
+  options: {
+    timeoutMs: number;
+    signingSecret?: string | undefined;
+    signal?: AbortSignal | undefined;
+    maxResponseChars?: number | undefined;
+  },
   deps: WebhookDeps,
-): Promise<Response> {
+): Promise<WebhookResponse> {
   const body = JSON.stringify(payload);
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (options.signingSecret) {
@@ -182,10 +200,46 @@ export async function postSignedJson(
   const onOuterAbort = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener("abort", onOuterAbort, { once: true });
   try {
-    return await deps.fetch(url, { method: "POST", headers, body, signal: controller.signal });
+    const response = await deps.fetch(url, { method: "POST", headers, body, signal: controller.signal });
+    const text = await readText(
+      response,
+      options.maxResponseChars ?? MAX_WEBHOOK_RESULT_CHARS,
+      controller.signal,
+    );
+    return { ok: response.ok, status: response.status, text };
   } finally {
     timer.cancel();
     options.signal?.removeEventListener("abort", onOuterAbort);
+  }
+}
+
+/** Reads up to `maxChars` of a body, giving up (and cancelling the stream) when `signal` aborts. */
+async function readText(response: Response, maxChars: number, signal: AbortSignal): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let onAbort: (() => void) | undefined;
+  // Not every runtime errors a body read when the fetch's signal aborts: race the read against it.
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  aborted.catch(() => {}); // handled by the race; no unhandled rejection if it fires later
+  let text = "";
+  try {
+    while (text.length < maxChars) {
+      const chunk = await Promise.race([reader.read(), aborted]);
+      if (chunk.done) {
+        text += decoder.decode();
+        break;
+      }
+      text += decoder.decode(chunk.value, { stream: true });
+    }
+    return text.slice(0, maxChars);
+  } finally {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+    reader.cancel().catch(() => {});
   }
 }
 
@@ -209,9 +263,9 @@ export async function runWebhookTool(
       { timeoutMs: tool.timeoutMs, signingSecret: tool.signingSecret, signal },
       deps,
     );
-    const text = (await response.text()).slice(0, MAX_WEBHOOK_RESULT_CHARS);
-    if (!response.ok) return `error: the ${tool.name} service answered HTTP ${response.status}: ${text}`;
-    return text || "ok";
+    if (!response.ok)
+      return `error: the ${tool.name} service answered HTTP ${response.status}: ${response.text}`;
+    return response.text || "ok";
   } catch (error) {
     if (signal?.aborted) throw error;
     const message = error instanceof Error ? error.message : String(error);

@@ -71,6 +71,57 @@ describe("webhook tools", () => {
     expect(await pending).toBe("error: the lookup service did not answer within 1000 ms");
   });
 
+  /**
+   * Regression: the timeout was cancelled as soon as the headers arrived and the body was read with
+   * no limit, so a server that answered 200 and then never finished its body stalled the turn.
+   */
+  it("the timeout covers the response body: headers then a body that never ends is a timeout", async () => {
+    const clock = new ManualClock();
+    let cancelled = false;
+    const trickle: WebhookDeps["fetch"] = async () =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('{"partial":'));
+          },
+          cancel() {
+            cancelled = true;
+          },
+        }),
+      );
+    const pending = runWebhookTool(tool, { id: "A1" }, context, deps(trickle, clock));
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+    clock.advance(1000);
+    expect(await pending).toBe("error: the lookup service did not answer within 1000 ms");
+    expect(cancelled).toBe(true);
+  });
+
+  it("keeps the first 4,000 characters of a long answer", async () => {
+    const result = await runWebhookTool(
+      tool,
+      { id: "A1" },
+      context,
+      deps(async () => new Response("y".repeat(50_000))),
+    );
+    expect(result).toBe("y".repeat(4_000));
+  });
+
+  it("an unsigned tool (unsigned: true) sends no signature header", async () => {
+    let signature: string | null | undefined;
+    const { signingSecret: _omit, ...rest } = tool;
+    const unsigned: WebhookToolDefinition = { ...rest, unsigned: true };
+    await runWebhookTool(
+      unsigned,
+      { id: "A1" },
+      context,
+      deps(async (_url, init) => {
+        signature = new Headers(init?.headers).get("x-patchbay-signature");
+        return new Response("ok");
+      }),
+    );
+    expect(signature).toBeNull();
+  });
+
   it("reports HTTP errors and a missing signing secret as results, not exceptions", async () => {
     expect(
       await runWebhookTool(
