@@ -76,6 +76,31 @@ export interface RunningOutbound {
 /** Inbound calls coming and going report capacity at most this often (the last change is never lost). */
 export const CAPACITY_REPORT_INTERVAL_MS = 1000;
 
+/**
+ * `run` at most once per `intervalMs`: the first call runs at once, calls inside the interval fold into
+ * one trailing run at its end (so the last change is always reported). `cancel()` drops a pending one.
+ */
+export function coalesce(
+  clock: Clock,
+  intervalMs: number,
+  run: () => void,
+): (() => void) & { cancel(): void } {
+  let lastRunAt = Number.NEGATIVE_INFINITY;
+  let trailing: Timer | undefined;
+  const fire = () => {
+    trailing = undefined;
+    lastRunAt = clock.now();
+    run();
+  };
+  const call = () => {
+    if (trailing) return; // a run is already due: it carries this change too
+    const wait = lastRunAt + intervalMs - clock.now();
+    if (wait <= 0) fire();
+    else trailing = clock.schedule(wait, fire);
+  };
+  return Object.assign(call, { cancel: () => trailing?.cancel() });
+}
+
 export function startOutbound(options: StartOutboundOptions): RunningOutbound | undefined {
   const { outbound, cloud, sip, logger } = options;
   if (!outbound.enabled) return undefined;
@@ -164,20 +189,11 @@ export function startOutbound(options: StartOutboundOptions): RunningOutbound | 
     },
     logger: logger.child({ component: "control" }),
   });
-  let lastCapacityReportAt = Number.NEGATIVE_INFINITY;
-  let trailingReport: Timer | undefined;
-  const capacityChanged = () => {
-    if (trailingReport) return; // a report is already due: it will carry this change too
-    const wait =
-      lastCapacityReportAt + (options.capacityReportIntervalMs ?? CAPACITY_REPORT_INTERVAL_MS) - clock.now();
-    const send = () => {
-      trailingReport = undefined;
-      lastCapacityReportAt = clock.now();
-      client?.reportCapacity();
-    };
-    if (wait <= 0) send();
-    else trailingReport = clock.schedule(wait, send);
-  };
+  const capacityChanged = coalesce(
+    clock,
+    options.capacityReportIntervalMs ?? CAPACITY_REPORT_INTERVAL_MS,
+    () => client?.reportCapacity(),
+  );
   client.on("registered", ({ reconnect }) => {
     if (reconnect) options.metrics?.controlReconnected();
   });
@@ -187,7 +203,7 @@ export function startOutbound(options: StartOutboundOptions): RunningOutbound | 
     handler,
     calls: () => [...live],
     close: () => {
-      trailingReport?.cancel();
+      capacityChanged.cancel();
       client?.close();
     },
     capacityChanged,

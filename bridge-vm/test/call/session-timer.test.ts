@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  negotiateAsUac,
   negotiateAsUas,
   parseSessionExpires,
   sessionTimerPlan,
@@ -84,5 +85,29 @@ describe("RFC 4028 timing", () => {
   it("the refreshee gives up at SE - min(32, SE/3)", () => {
     expect(sessionTimerPlan(1800, "peer")).toEqual({ action: "expire", afterMs: 1_768_000 });
     expect(sessionTimerPlan(90, "peer")).toEqual({ action: "expire", afterMs: 60_000 });
+  });
+});
+
+describe("negotiateAsUac (the 2xx to our INVITE or refresh, RFC 4028 §7.2)", () => {
+  it("refresher=uac is us, refresher=uas the peer", () => {
+    expect(negotiateAsUac(headers({ "Session-Expires": "90;refresher=uac", Require: "timer" }))).toEqual({
+      intervalS: 90,
+      refresher: "us",
+    });
+    expect(negotiateAsUac(headers({ "Session-Expires": "1800;refresher=uas", Require: "timer" }))).toEqual({
+      intervalS: 1800,
+      refresher: "peer",
+    });
+  });
+
+  it("no Require: timer means a proxy put Session-Expires there: we refresh", () => {
+    expect(negotiateAsUac(headers({ "Session-Expires": "600;refresher=uas" }))).toEqual({
+      intervalS: 600,
+      refresher: "us",
+    });
+  });
+
+  it("no Session-Expires: no session timer", () => {
+    expect(negotiateAsUac(headers({ Supported: "timer" }))).toBeUndefined();
   });
 });

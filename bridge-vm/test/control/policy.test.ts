@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { outboundConfigSchema } from "../../src/control/config";
-import { DestinationPolicy, OutboundLimits, TokenBucket } from "../../src/control/policy";
+import { coalesce } from "../../src/control/index";
+import { DestinationPolicy, OutboundLimits, TokenBucket, TransferPolicy } from "../../src/control/policy";
+import { ManualClock } from "../../src/sip/transaction/clock";
 
 const policy = new DestinationPolicy(
   { allowedDestinations: ["^\\+1\\d{10}$", "^\\d{3,4}$"], allowedHosts: ["pbx2.example.com"] },
@@ -84,5 +86,86 @@ describe("OutboundLimits", () => {
     expect(limits.admit(0)).toEqual({ ok: false, reason: "concurrency-limit" });
     limits.release();
     expect(limits.admit(0).ok).toBe(true);
+  });
+});
+
+describe("TransferPolicy (REFER targets the agent asks for)", () => {
+  const base = { allowedHosts: [] as string[] };
+
+  it("uses TRANSFER_ALLOWED_DESTINATIONS and gives the Refer-To URI", () => {
+    const transfers = new TransferPolicy(
+      { ...base, transferAllowedDestinations: ["^20\\d\\d$"], allowedDestinations: ["^\\+1\\d{10}$"] },
+      "pbx.example.com",
+    );
+    expect(transfers.check("2001")).toEqual({ ok: true, referTo: "sip:2001@pbx.example.com" });
+    expect(transfers.check("<sip:2002@pbx.example.com>")).toEqual({
+      ok: true,
+      referTo: "sip:2002@pbx.example.com",
+    });
+    // The transfer list replaces the outbound one: a number outbound calls may dial is not a transfer target.
+    expect(transfers.check("+15551234567")).toMatchObject({ ok: false, reason: /not allowed/ });
+  });
+
+  it("falls back to OUTBOUND_ALLOWED_DESTINATIONS, and refuses everything when neither is set", () => {
+    const outboundOnly = new TransferPolicy(
+      { ...base, transferAllowedDestinations: [], allowedDestinations: ["^\\d{4}$"] },
+      "pbx.example.com",
+    );
+    expect(outboundOnly.configured).toBe(true);
+    expect(outboundOnly.check("2001").ok).toBe(true);
+    const none = new TransferPolicy(
+      { ...base, transferAllowedDestinations: [], allowedDestinations: [] },
+      "pbx.example.com",
+    );
+    expect(none.configured).toBe(false);
+    expect(none.check("2001")).toEqual({
+      ok: false,
+      reason: "transfer target not allowed: no destination patterns are configured",
+    });
+  });
+
+  it.each([
+    ["sip:2001@evil.example.net", "foreign host"],
+    ["tel:2001", "other scheme"],
+    ["sip:2001@pbx.example.com?Replaces=x", "URI headers from the agent"],
+    ["2001; drop", "junk"],
+  ])("refuses %s (%s)", (target) => {
+    const transfers = new TransferPolicy(
+      { ...base, transferAllowedDestinations: ["^\\d{4}$"], allowedDestinations: [] },
+      "pbx.example.com",
+    );
+    expect(transfers.check(target).ok).toBe(false);
+  });
+
+  it("reads TRANSFER_ALLOWED_DESTINATIONS from the config schema (anchored patterns only)", () => {
+    expect(outboundConfigSchema.parse({ transferAllowedDestinations: "^\\d{4}$ ^9\\d{3}$" })).toMatchObject({
+      transferAllowedDestinations: ["^\\d{4}$", "^9\\d{3}$"],
+    });
+    expect(outboundConfigSchema.safeParse({ transferAllowedDestinations: "\\d{4}" }).success).toBe(false);
+  });
+});
+
+describe("coalesce (capacity reports as inbound calls come and go)", () => {
+  it("runs at once, folds a burst into one trailing run, and never loses the last change", () => {
+    const clock = new ManualClock(0);
+    let runs = 0;
+    const report = coalesce(clock, 1000, () => runs++);
+    report();
+    expect(runs).toBe(1);
+    report();
+    report();
+    report();
+    expect(runs).toBe(1);
+    clock.advance(999);
+    expect(runs).toBe(1);
+    clock.advance(1);
+    expect(runs).toBe(2);
+    clock.advance(5000);
+    report();
+    expect(runs).toBe(3);
+    report();
+    report.cancel();
+    clock.advance(2000);
+    expect(runs).toBe(3);
   });
 });

@@ -158,6 +158,29 @@ describe("OutboundLeg: dialling", () => {
   });
 });
 
+describe("OutboundLeg: 422 Session Interval Too Small", () => {
+  it("asks again with the callee's Min-SE (CSeq + 1) and is answered", async () => {
+    const s = stack({ sessionExpiresS: 90 });
+    const dialing = s.leg.dial();
+    await flush();
+    const first = s.transport.requests("INVITE")[0]!;
+    expect(first.headers.get("Session-Expires")).toBe("90");
+    s.transport.deliver(createResponse(first, 422, undefined, [["Min-SE", "300"]], { toTag: "callee-tag" }));
+    await flush();
+    const second = s.transport.requests("INVITE")[1]!;
+    expect(second.headers.get("Session-Expires")).toBe("300");
+    expect(second.headers.get("Min-SE")).toBe("300");
+    expect(second.headers.get("CSeq")).toBe("2 INVITE");
+    s.transport.deliver(
+      ok(second, [
+        ["Session-Expires", "300;refresher=uac"],
+        ["Require", "timer"],
+      ]),
+    );
+    expect(await dialing).toMatchObject({ outcome: "answered" });
+  });
+});
+
 describe("OutboundLeg: the callee's mid-dialog requests (the same code as InboundCall)", () => {
   it("answers a hold re-INVITE recvonly, resume sendrecv, and a same-session UPDATE refresh unchanged", async () => {
     const s = stack();
