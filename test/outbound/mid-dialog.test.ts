@@ -10,69 +10,20 @@
  *   proves the bridge counted the refresh (it would have hung up at 60 s otherwise).
  * Both calls run at once (SE 90 is the smallest RFC 4028 allows), so the file takes about 75 s.
  */
-import { createLogger } from "@patchbay/bridge/src/logging";
-import { createMediaEngine } from "@patchbay/bridge/src/media/engine";
-import { silentLogger } from "@patchbay/bridge/src/media/logger";
 import { OutboundLeg } from "@patchbay/bridge/src/outbound/leg";
 import { systemClock } from "@patchbay/bridge/src/sip/transaction/clock";
-import { TransactionLayer } from "@patchbay/bridge/src/sip/transaction/layer";
-import { UdpTransport } from "@patchbay/bridge/src/sip/transport/udp";
-import { SourceAllowList } from "@patchbay/bridge/src/sip/ua/cidr";
-import { CallPolicy } from "@patchbay/bridge/src/sip/ua/policy";
-import { UaCore } from "@patchbay/bridge/src/sip/ua/ua";
 import { afterEach, describe, expect, it } from "vitest";
-import { freePortBlock, LOOPBACK } from "../support/ports";
+import { LOOPBACK } from "../support/ports";
 import { describeSippResult, type SippServer, startSippServer } from "../support/sipp";
+import { type BridgeSide, testLogger as logger, startBridgeSide } from "./bridge-side";
 
-const logger = createLogger({ level: "silent" });
 const cleanups: Array<() => unknown> = [];
 
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function bridgeSide() {
-  const transport = new UdpTransport({ address: LOOPBACK, port: 0, logger });
-  await transport.listen();
-  const layer = new TransactionLayer({
-    transports: [transport],
-    clock: systemClock,
-    logger,
-    sentBy: () => `${LOOPBACK}:${transport.local.port}`,
-  });
-  const ua = new UaCore({
-    layer,
-    policy: new CallPolicy({
-      allowList: new SourceAllowList([LOOPBACK]),
-      rejectMode: "silent",
-      contactToken: "midcall",
-    }),
-    clock: systemClock,
-    logger,
-    contactUri: () => `sip:midcall@${LOOPBACK}:${transport.local.port}`,
-  });
-  const rtpBase = await freePortBlock(8);
-  const media = createMediaEngine(
-    {
-      portMin: rtpBase,
-      portMax: rtpBase + 7,
-      latch: true,
-      // SIPp sends no RTP here: keep the media timeout out of the way of a 75 s call.
-      timeoutS: 600,
-      idle: "silence",
-      recording: { enabled: false, path: "/tmp" },
-      bindAddress: LOOPBACK,
-    },
-    silentLogger,
-  );
-  cleanups.push(async () => {
-    layer.close();
-    await transport.close();
-  });
-  return { ua, layer, media };
-}
-
-function leg(side: Awaited<ReturnType<typeof bridgeSide>>, sipp: SippServer) {
+function leg(side: BridgeSide, sipp: SippServer) {
   const call = new OutboundLeg({
     ua: side.ua,
     clock: systemClock,
@@ -99,7 +50,9 @@ function leg(side: Awaited<ReturnType<typeof bridgeSide>>, sipp: SippServer) {
 
 describe("an outbound call's dialog after the answer (SIPp as an Asterisk-like callee)", () => {
   it("hold/resume and UPDATE from the callee; RFC 4028 refreshes by the bridge (SE/2) and by the callee", async () => {
-    const side = await bridgeSide();
+    // SIPp sends no RTP here: keep the media timeout out of the way of a 75 s call.
+    const side = await startBridgeSide({ mediaTimeoutS: 600 });
+    cleanups.push(side.close);
     const bridgeRefreshes = await startSippServer({
       scenario: new URL("./scenarios/uas-midcall-bridge-refreshes.xml", import.meta.url).pathname,
       calls: 1,

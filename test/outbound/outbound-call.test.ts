@@ -10,21 +10,15 @@ import type { AddressInfo } from "node:net";
 import { OriginateHandler } from "@patchbay/bridge/src/control/originate";
 import { DestinationPolicy, OutboundLimits, TransferPolicy } from "@patchbay/bridge/src/control/policy";
 import { createLogger } from "@patchbay/bridge/src/logging";
-import { createMediaEngine } from "@patchbay/bridge/src/media/engine";
-import { silentLogger } from "@patchbay/bridge/src/media/logger";
 import { OutboundCall, type OutboundCallResult } from "@patchbay/bridge/src/outbound/call";
 import { systemClock } from "@patchbay/bridge/src/sip/transaction/clock";
-import { TransactionLayer } from "@patchbay/bridge/src/sip/transaction/layer";
-import { UdpTransport } from "@patchbay/bridge/src/sip/transport/udp";
-import { SourceAllowList } from "@patchbay/bridge/src/sip/ua/cidr";
-import { CallPolicy } from "@patchbay/bridge/src/sip/ua/policy";
-import { UaCore } from "@patchbay/bridge/src/sip/ua/ua";
 import { type OutboundCallState, PROTOCOL_VERSION, parseBridgeMessage } from "@patchbay/shared/protocol";
 import { verifyCallToken } from "@patchbay/shared/token";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
-import { freePortBlock, LOOPBACK } from "../support/ports";
+import { LOOPBACK } from "../support/ports";
 import { describeSippResult, type SippServer, startSippServer } from "../support/sipp";
+import { startBridgeSide } from "./bridge-side";
 
 const SECRET = "outbound-call-secret-0123456789";
 const logger = createLogger({ level: "silent" });
@@ -96,42 +90,8 @@ describe("a whole outbound call", () => {
       calls: 1,
     });
 
-    const transport = new UdpTransport({ address: LOOPBACK, port: 0, logger });
-    await transport.listen();
-    const layer = new TransactionLayer({
-      transports: [transport],
-      clock: systemClock,
-      logger,
-      sentBy: () => `${LOOPBACK}:${transport.local.port}`,
-    });
-    const ua = new UaCore({
-      layer,
-      policy: new CallPolicy({
-        allowList: new SourceAllowList([LOOPBACK]),
-        rejectMode: "silent",
-        contactToken: "outboundtest",
-      }),
-      clock: systemClock,
-      logger,
-      contactUri: () => `sip:outboundtest@${LOOPBACK}:${transport.local.port}`,
-    });
-    const rtpBase = await freePortBlock(8);
-    const media = createMediaEngine(
-      {
-        portMin: rtpBase,
-        portMax: rtpBase + 7,
-        latch: true,
-        timeoutS: 30,
-        idle: "silence",
-        recording: { enabled: false, path: "/tmp" },
-        bindAddress: LOOPBACK,
-      },
-      silentLogger,
-    );
-    cleanups.push(async () => {
-      layer.close();
-      await transport.close();
-    });
+    const { ua, media, close } = await startBridgeSide();
+    cleanups.push(close);
 
     const reports: { state: OutboundCallState; sipStatus?: number; reason?: string }[] = [];
     const results: OutboundCallResult[] = [];
@@ -225,42 +185,8 @@ describe("the agent's transfer on an outbound call", () => {
       scenario: new URL("./scenarios/uas-answer-refer.xml", import.meta.url).pathname,
       calls: 1,
     });
-    const transport = new UdpTransport({ address: LOOPBACK, port: 0, logger });
-    await transport.listen();
-    const layer = new TransactionLayer({
-      transports: [transport],
-      clock: systemClock,
-      logger,
-      sentBy: () => `${LOOPBACK}:${transport.local.port}`,
-    });
-    const ua = new UaCore({
-      layer,
-      policy: new CallPolicy({
-        allowList: new SourceAllowList([LOOPBACK]),
-        rejectMode: "silent",
-        contactToken: "outboundtest",
-      }),
-      clock: systemClock,
-      logger,
-      contactUri: () => `sip:outboundtest@${LOOPBACK}:${transport.local.port}`,
-    });
-    const rtpBase = await freePortBlock(8);
-    const media = createMediaEngine(
-      {
-        portMin: rtpBase,
-        portMax: rtpBase + 7,
-        latch: true,
-        timeoutS: 30,
-        idle: "silence",
-        recording: { enabled: false, path: "/tmp" },
-        bindAddress: LOOPBACK,
-      },
-      silentLogger,
-    );
-    cleanups.push(async () => {
-      layer.close();
-      await transport.close();
-    });
+    const { ua, media, close } = await startBridgeSide();
+    cleanups.push(close);
     const call = new OutboundCall(
       { type: "originate", requestId: "call-transfer-1", callId: "call-transfer-1", to: "2001" },
       { user: "2001", requestUri: `sip:2001@${sipp.address}` },

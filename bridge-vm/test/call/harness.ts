@@ -181,3 +181,13 @@ export async function answeredCall(stack: Stack, inviteRequest: SipRequest = inv
 }
 
 export { flush };
+
+/** A confirmed call (INVITE answered, ACK in), the transport cleared: ready for mid-dialog tests. */
+export async function confirmedCall(options: StackOptions = {}) {
+  const stack = createStack(options);
+  await answeredCall(stack, invite());
+  stack.transport.deliver(inDialog(stack, "ACK", 1));
+  await flush();
+  stack.transport.clear();
+  return { stack, call: stack.calls.list()[0]! };
+}

@@ -11,16 +11,7 @@ import type { CloudLink } from "../../src/cloud/index";
 import { TransferPolicy } from "../../src/control/policy";
 import { createLogger } from "../../src/logging";
 import { createResponse } from "../../src/sip/message";
-import { answeredCall, createStack, flush, inDialog, invite } from "./harness";
-
-async function confirmedCall() {
-  const stack = createStack();
-  await answeredCall(stack, invite());
-  stack.transport.deliver(inDialog(stack, "ACK", 1));
-  await flush();
-  stack.transport.clear();
-  return { stack, call: stack.calls.list()[0]! };
-}
+import { confirmedCall, flush, inDialog } from "./harness";
 
 describe("uriWithHeaders (RFC 3261 §19.1.1)", () => {
   it("escapes what would end a header value or the URI, keeps hnv-unreserved characters", () => {

@@ -1,16 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { referTarget, sipfragStatus, TransferError } from "../../src/call/call";
 import { createResponse, type SipRequest } from "../../src/sip/message";
-import { answeredCall, createStack, flush, inDialog, invite } from "./harness";
-
-async function confirmedCall() {
-  const stack = createStack();
-  await answeredCall(stack, invite());
-  stack.transport.deliver(inDialog(stack, "ACK", 1));
-  await flush();
-  stack.transport.clear();
-  return { stack, call: stack.calls.list()[0]! };
-}
+import { answeredCall, confirmedCall, createStack, flush, inDialog, invite } from "./harness";
 
 function notify(
   stack: ReturnType<typeof createStack>,
