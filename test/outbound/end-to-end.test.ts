@@ -5,10 +5,12 @@
  * RtpPeer → the agent's greeting reaches the callee as speech energy → the callee hangs up →
  * GET /v1/calls/:id shows answered, then completed with the SIP cause, next to the conversation report.
  * And a destination outside the bridge's allowed patterns ends failed/destination-not-allowed with no
- * SIP sent (Kamailio logs no INVITE for it).
+ * SIP sent (Kamailio logs no INVITE for it). First, an inbound call moves the bridge's capacity in
+ * the registry up and down (the bridge reports it as inbound calls start and end).
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Phone } from "../caller/phone";
 import { type Stack, startStack } from "../stack/stack";
 import { speechSegments } from "../support/audio";
 import { freePortPair } from "../support/ports";
@@ -90,6 +92,40 @@ async function viewUntil(
     await new Promise((resolve) => setTimeout(resolve, 150));
   }
 }
+
+describe("the bridge's capacity in the registry follows its inbound calls", () => {
+  async function activeCalls(): Promise<number | undefined> {
+    const response = await stack.api("/v1/bridges");
+    const { bridges } = (await response.json()) as {
+      bridges: { bridgeId: string; capacity: { activeCalls: number } }[];
+    };
+    return bridges.find((b) => b.bridgeId === "e2e-outbound")?.capacity.activeCalls;
+  }
+  async function until(predicate: (n: number | undefined) => boolean, timeoutMs = 8_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const n = await activeCalls();
+      if (predicate(n) || Date.now() > deadline) return n;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  it("rises when an inbound call starts and falls when it ends (GET /v1/bridges)", async () => {
+    expect(await until((n) => n === 0)).toBe(0);
+    const phone = await Phone.open({
+      proxy: stack.sip.proxy,
+      target: stack.sip.target,
+      host: stack.sip.callerHost,
+    });
+    try {
+      await phone.dial();
+      expect(await until((n) => n === 1)).toBe(1);
+    } finally {
+      await phone.close();
+    }
+    expect(await until((n) => n === 0)).toBe(0);
+  }, 30_000);
+});
 
 describe("an outbound call from the REST API to a callee through Kamailio", () => {
   it("is answered, the callee hears the agent, and GET /v1/calls/:id shows answered then completed", async () => {
