@@ -180,7 +180,8 @@ export class OutboundLeg extends SipLeg<OutboundLegEvents> {
     this.dialog = dialog;
     this.localTag = dialog.id.localTag;
     this.initialCSeq = parseCSeq(result.response.headers.get("CSeq") ?? "")?.seq;
-    this.remoteSdp = result.answerSdp;
+    // remoteSdp stays unset: our localSdp is the OFFER (every codec we have), not an answer, so the
+    // callee's first re-offer must get a real answer even when its SDP version did not change.
     this.deps.ua.registerDialog(dialog.key, this);
     this.adoptSessionTimer(result.response);
     this.params = params;

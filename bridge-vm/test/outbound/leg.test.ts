@@ -158,6 +158,21 @@ describe("OutboundLeg: dialling", () => {
   });
 });
 
+describe("OutboundLeg: a same-version re-offer right after the answer", () => {
+  it("gets a real answer (a subset of the re-offer), not our initial offer back", async () => {
+    const s = stack();
+    const invite = await answered(s);
+    s.transport.clear();
+    // The callee's answer was PCMU/PCMA/101 version 1; it re-offers only PCMA, version unchanged.
+    const reoffer = ANSWER.replace("RTP/AVP 0 8 101", "RTP/AVP 8").replace("a=rtpmap:0 PCMU/8000\r\n", "");
+    s.transport.deliver(fromCallee(invite, "INVITE", 1, { body: reoffer }));
+    await flush();
+    const body = new TextDecoder().decode(s.transport.responses(200)[0]!.body);
+    expect(body).toMatch(/m=audio \d+ RTP\/AVP 8\r\n/);
+    expect(body).not.toContain("PCMU");
+  });
+});
+
 describe("OutboundLeg: 422 Session Interval Too Small", () => {
   it("asks again with the callee's Min-SE (CSeq + 1) and is answered", async () => {
     const s = stack({ sessionExpiresS: 90 });
