@@ -239,6 +239,30 @@ export function dominantFrequency(
   return best;
 }
 
+/**
+ * How much of `samples` holds a tone at `freqHz`, in ms: the signal is cut into `windowMs` windows and a
+ * window counts when `freqHz` is its dominant frequency in 300–3400 Hz (±`toleranceHz`) with Goertzel
+ * power ≥ `minPower` (0.05 ≈ amplitude 0.22, -13 dBFS). Robust to silence, speech or other tones around
+ * the tone, and to where in the file it sits (a call's recording starts before the tone does).
+ */
+export function toneDurationMs(
+  samples: ArrayLike<number>,
+  freqHz: number,
+  options: { windowMs?: number; minPower?: number; toleranceHz?: number; rate?: number } = {},
+): number {
+  const rate = options.rate ?? TELEPHONY_RATE;
+  const windowMs = options.windowMs ?? 100;
+  const size = Math.round((windowMs * rate) / 1000);
+  let windows = 0;
+  for (let start = 0; start + size <= samples.length; start += size) {
+    const window = Array.prototype.slice.call(samples, start, start + size) as number[];
+    if (goertzelPower(window, freqHz, rate) < (options.minPower ?? 0.05)) continue;
+    const dominant = dominantFrequency(window, rate, { minHz: 300, maxHz: 3400 });
+    if (Math.abs(dominant - freqHz) <= (options.toleranceHz ?? 20)) windows++;
+  }
+  return windows * windowMs;
+}
+
 /** RMS level in dBFS (full-scale sine ≈ -3 dBFS); -Infinity for digital silence. */
 export function rmsDbfs(samples: ArrayLike<number>): number {
   if (samples.length === 0) return Number.NEGATIVE_INFINITY;
