@@ -10,8 +10,9 @@
  *        TTS audio chunk           → binary frame encoded and handed to the socket
  *      Printed as p50/p99 per run and the median of those over the runs. Target p50 ≤ 5 ms, p99 ≤ 20 ms.
  *   B. Memory, manual clock: a simulated 30-minute call (90,000 caller frames, a caller turn every
- *      10 s, barge-in every 7th turn). Heap after GC at 5 minutes and at 30 minutes. The conversation
- *      history grows by design (a few hundred bytes per turn); everything else must not.
+ *      10 s, barge-in every 7th turn). Heap after GC at 5 minutes and at 30 minutes, their ratio, and a
+ *      verdict: FLAT when the ratio is at most MEMORY_RATIO_LIMIT. The conversation history grows by
+ *      design (a few hundred bytes per turn); everything else must not.
  *
  * Not a test: it asserts nothing and its numbers depend on the machine.
  */
@@ -35,6 +36,12 @@ const gc = runInNewContext("gc") as () => void;
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const TURNS_PER_RUN = Number(process.env.BENCH_TURNS ?? 100);
 const LATENCY = { sttMs: 0, llmFirstTokenMs: 30, llmTokenMs: 4, ttsMs: 15 };
+/**
+ * Heap at 30 simulated minutes over heap at 5: "flat" up to this. The history grows ~1 KB per turn
+ * (150 turns between the two samples ≈ 0.15 MB on a ~12 MB heap, a ratio near 1.01); a leak of one
+ * frame-sized buffer per caller frame (75,000 frames) would add ~12 MB, a ratio near 2.
+ */
+const MEMORY_RATIO_LIMIT = 1.1;
 
 const agent = agentDefinition.parse({
   id: "bench",
@@ -260,13 +267,24 @@ async function main(): Promise<void> {
     );
   }
 
+  let latencyOk = true;
+  for (const entry of perStage.values()) latencyOk &&= median(entry.p50) <= 5 && median(entry.p99) <= 20;
+  console.log(`VERDICT latency: ${latencyOk ? "OK (every stage within target)" : "OVER TARGET (see above)"}`);
+
   const memory = await memoryRun();
   const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(2)} MB`;
   const growth = memory.at30min - memory.at5min;
+  const ratio = memory.at30min / memory.at5min;
+  const flat = ratio <= MEMORY_RATIO_LIMIT;
   console.log(
-    `\nSimulated 30-minute call (${memory.turns} caller turns, ${memory.historyEntries} history entries): heap after GC ` +
-      `at 5 min ${mb(memory.at5min)}, at 30 min ${mb(memory.at30min)}, growth ${mb(growth)} ` +
-      `(${(growth / Math.max(1, memory.turns)).toFixed(0)} B per turn, history text included)`,
+    `\nMemory, simulated 30-minute call (${memory.turns} caller turns, ${memory.historyEntries} history entries):\n` +
+      `  heap after GC at  5 min: ${mb(memory.at5min)}\n` +
+      `  heap after GC at 30 min: ${mb(memory.at30min)}\n` +
+      `  ratio 30 min / 5 min:    ${ratio.toFixed(3)} (limit ${MEMORY_RATIO_LIMIT.toFixed(2)}); growth ${mb(growth)}, ` +
+      `${(growth / Math.max(1, memory.turns)).toFixed(0)} B per turn (the history itself grows by design)`,
+  );
+  console.log(
+    `VERDICT memory: ${flat ? "FLAT" : "GROWING"} (ratio ${ratio.toFixed(3)} ${flat ? "<=" : ">"} ${MEMORY_RATIO_LIMIT.toFixed(2)})`,
   );
 }
 
