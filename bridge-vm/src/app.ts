@@ -8,13 +8,17 @@
  */
 import { randomBytes } from "node:crypto";
 import { CloudBinder } from "./bridge/call-binding";
+import { uriWithHeaders } from "./call/leg";
 import type { BridgeConfig } from "./config/index";
 import { type RunningOutbound, startOutbound, TransferPolicy } from "./control/index";
 import type { Logger } from "./logging";
 import { createMediaEngine } from "./media/engine";
 import type { MediaStats } from "./media/types";
 import { BridgeMetrics, cloudReachabilityProbe, type OpsServer, startOpsServer } from "./ops/index";
+import { OutboundLeg } from "./outbound/leg";
 import { BridgeService } from "./service";
+import { systemClock } from "./sip/transaction/clock";
+import { TransferDesk } from "./transfer/index";
 
 export const BRIDGE_VERSION = "0.1.0";
 
@@ -50,15 +54,51 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     logger.warn(
       "no TRANSFER_ALLOWED_DESTINATIONS (nor OUTBOUND_ALLOWED_DESTINATIONS): agent transfers are refused",
     );
+  // Declared before the service starts; the consultation leg is only built once a call is up.
+  let service: BridgeService | undefined;
+  const transfers = new TransferDesk({
+    policy: transferPolicy,
+    warmMethod: config.outbound.transferWarmMethod,
+    uriWithHeaders,
+    clock: systemClock,
+    consultLeg: (requestUri, callLogger) => {
+      const sip = service;
+      const ua = sip?.ua;
+      const proxy = sip?.registrarEndpoint;
+      if (!sip || !ua || !proxy) return { refused: "no registrar to call the transfer target through" };
+      return new OutboundLeg({
+        ua,
+        clock: systemClock,
+        logger: callLogger,
+        media,
+        timers: ua.layer.timers,
+        proxy,
+        requestUri,
+        fromUri: `sip:${config.sip.username}@${domain}`,
+        ringTimeoutMs: config.outbound.ringTimeoutS * 1000,
+        credentials: {
+          username: config.sip.authUsername ?? config.sip.username,
+          password: config.sip.password,
+        },
+        settings: {
+          sessionExpiresS: config.sip.sessionExpiresS,
+          minSessionExpiresS: config.sip.minSessionExpiresS,
+          maxCallS: config.sip.maxCallS,
+          mediaAddress: sip.mediaAddress,
+          domain,
+        },
+      });
+    },
+  });
   const binder = new CloudBinder({
     config,
     logger,
     metrics,
     bridgeId,
     bridgeVersion: BRIDGE_VERSION,
-    transferPolicy,
+    transfers,
   });
-  const service = await BridgeService.start({
+  service = await BridgeService.start({
     config,
     logger,
     mediaEngine: media,
@@ -106,7 +146,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
           sessionExpiresS: config.sip.sessionExpiresS,
           minSessionExpiresS: config.sip.minSessionExpiresS,
         },
-        transferPolicy,
+        transfers,
         metrics,
         ua: service.ua!,
         media,

@@ -7,11 +7,13 @@
  */
 import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
+import { uriWithHeaders } from "@patchbay/bridge/src/call/leg";
 import { OriginateHandler } from "@patchbay/bridge/src/control/originate";
 import { DestinationPolicy, OutboundLimits, TransferPolicy } from "@patchbay/bridge/src/control/policy";
 import { createLogger } from "@patchbay/bridge/src/logging";
 import { OutboundCall, type OutboundCallResult } from "@patchbay/bridge/src/outbound/call";
 import { systemClock } from "@patchbay/bridge/src/sip/transaction/clock";
+import { TransferDesk } from "@patchbay/bridge/src/transfer/index";
 import { type OutboundCallState, PROTOCOL_VERSION, parseBridgeMessage } from "@patchbay/shared/protocol";
 import { verifyCallToken } from "@patchbay/shared/token";
 import { afterEach, describe, expect, it } from "vitest";
@@ -203,10 +205,15 @@ describe("the agent's transfer on an outbound call", () => {
         bridgeId: "vm-test",
         bridgeVersion: "test",
         defaults: { ringTimeoutS: 10, maxDurationS: 60 },
-        transferPolicy: new TransferPolicy(
-          { transferAllowedDestinations: ["^200\\d$"], allowedDestinations: [], allowedHosts: [] },
-          LOOPBACK,
-        ),
+        transfers: new TransferDesk({
+          policy: new TransferPolicy(
+            { transferAllowedDestinations: ["^200\\d$"], allowedDestinations: [], allowedHosts: [] },
+            LOOPBACK,
+          ),
+          warmMethod: "relay",
+          uriWithHeaders,
+          clock: systemClock,
+        }),
       },
     );
     const ended = new Promise<string>((resolve) => call.once("ended", ({ reason }) => resolve(reason)));

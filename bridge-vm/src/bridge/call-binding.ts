@@ -4,26 +4,25 @@
  *   - a Worker that cannot be reached becomes a 503 the PBX fails over on (or, if configured, the
  *     call is answered and transferred to a human), instead of an answered call with nobody there;
  *   - the agent's greeting is already queued when the caller hears the call connect.
- * After answer it carries the agent's hangup/transfer requests to the SIP call (transfers only to
- * targets the transfer policy allows) and the call's hold, SIP INFO DTMF and end to the agent, and it
- * maps inbound call outcomes into metrics (outbound calls: ../outbound/call.ts).
- * Imports the call, cloud and ops layers; none of them imports this.
+ * After answer it carries the agent's hangup requests to the SIP call, hands its transfer requests to
+ * the transfer desk (../transfer: policy, blind and warm), carries the call's hold, SIP INFO DTMF and
+ * end to the agent, and maps inbound call outcomes into metrics (outbound calls: ../outbound/call.ts).
+ * Imports the call, cloud, transfer and ops layers; none of them imports this.
  */
 import type { CallMetadata, HangupCause } from "@patchbay/shared/protocol";
 import type { AnswerDecision, InboundCall } from "../call/call";
-import type { SipLeg } from "../call/leg";
 import type { CallEndCause } from "../call/types";
 import { type CloudLink, openCloudLink } from "../cloud/index";
 import type { BridgeConfig } from "../config/index";
-import type { TransferPolicy } from "../control/policy";
 import type { Logger } from "../logging";
 import type { CallMedia } from "../media/types";
 import type { BridgeMetrics } from "../ops/index";
+import { DuplexRouter, type TransferDesk } from "../transfer/index";
 
 export interface CallBindingDeps {
   config: BridgeConfig;
-  /** Transfer targets the agent asks for must pass this before any REFER (none: every transfer refused). */
-  transferPolicy?: TransferPolicy;
+  /** Carries out the agent's transfers, blind and warm, after the transfer policy. */
+  transfers: TransferDesk;
   logger: Logger;
   metrics?: BridgeMetrics;
   bridgeId: string;
@@ -46,41 +45,6 @@ const HANGUP_CAUSE: Record<CallEndCause, HangupCause> = {
 };
 
 const ANSWER: AnswerDecision = { ok: true };
-
-/**
- * The agent's transfer requests on a call's link, inbound or outbound: the target passes the bridge's
- * transfer policy (toll-fraud allow-list) or is refused at once with no SIP sent; an allowed one is a
- * blind transfer (REFER to the policy's URI). Either way the agent gets a transfer_result.
- */
-export function bindTransfers(
-  link: CloudLink,
-  leg: Pick<SipLeg, "transfer">,
-  policy: TransferPolicy | undefined,
-  logger: Logger,
-): void {
-  link.on("transferRequested", (target, mode) => {
-    logger.info({ target, mode }, "agent asked for a transfer");
-    const check = policy
-      ? policy.check(target)
-      : { ok: false as const, reason: "transfers are not allowed on this bridge" };
-    if (!check.ok) {
-      logger.warn({ target: target.slice(0, 64), reason: check.reason }, "transfer refused by policy");
-      link.reportTransferResult({ ok: false, target, reason: check.reason.slice(0, 256) });
-      return;
-    }
-    leg
-      .transfer(target, { referTo: check.referTo })
-      .then(() => link.reportTransferResult({ ok: true, target }))
-      .catch((error: Error & { sipStatus?: number }) =>
-        link.reportTransferResult({
-          ok: false,
-          target,
-          reason: error.message.slice(0, 256),
-          ...(error.sipStatus === undefined ? {} : { sipStatus: error.sipStatus }),
-        }),
-      );
-  });
-}
 
 export function callMetadata(call: InboundCall, media: CallMedia): CallMetadata {
   const { info } = call;
@@ -174,10 +138,12 @@ class CallBinding {
       logger.warn("no cloud configured (CLOUD_URL/CLOUD_SECRET): the call has media but no agent");
       return ANSWER;
     }
+    // The link talks to a router, not the media itself, so a warm transfer can point the agent at the human.
+    const router = new DuplexRouter(media.duplex);
     const outcome = await openCloudLink({
       callId: call.info.id,
       metadata: callMetadata(call, media),
-      duplex: media.duplex,
+      duplex: router,
       logger,
       bridgeId: this.deps.bridgeId,
       bridgeVersion: this.deps.bridgeVersion,
@@ -200,11 +166,11 @@ class CallBinding {
       return { ok: false, status: outcome.fallback.sipStatus, reason: "agent unavailable", retryAfterS: 30 };
     }
     this.link = outcome.link;
-    this.listen(outcome.link);
+    this.listen(outcome.link, router);
     return ANSWER;
   }
 
-  private listen(link: CloudLink): void {
+  private listen(link: CloudLink, router: DuplexRouter): void {
     const { metrics } = this.deps;
     const call = this.call;
     const logger = call.logger;
@@ -215,7 +181,7 @@ class CallBinding {
       logger.info({ cause }, "agent ended the call");
       void call.hangup(cause === "max-duration" ? "max-duration" : "agent-hangup");
     });
-    bindTransfers(link, call, this.deps.transferPolicy, logger);
+    this.deps.transfers.bind(link, call, router, logger);
     link.on("turnTiming", (timing) => metrics?.turnTiming(timing));
     link.on("lost", (reason) => {
       metrics?.cloudLinkLost(reason);

@@ -47,6 +47,11 @@ export const outboundConfigSchema = z
      * outbound patterns apply; both empty: no transfer is allowed.
      */
     transferAllowedDestinations: patternList.default([]),
+    /**
+     * How a warm transfer joins the caller and the human (PROTOCOL.md §9): "relay" through the bridge
+     * (any PBX), or "replaces": REFER with Replaces (RFC 3891; Asterisk/FreePBX), relay if refused.
+     */
+    transferWarmMethod: z.enum(["relay", "replaces"]).default("relay"),
     /** SIP URI hosts allowed besides the SIP domain / registrar host. */
     allowedHosts: hostList.default([]),
     /** Concurrent outbound calls on this bridge (ringing + answered). */
@@ -70,6 +75,7 @@ export const outboundConfigSchema = z
     enabled: false,
     allowedDestinations: [],
     transferAllowedDestinations: [],
+    transferWarmMethod: "relay",
     allowedHosts: [],
     maxCalls: 10,
     cps: 1,
@@ -88,6 +94,7 @@ export const OUTBOUND_ENV_KEYS: Readonly<Record<string, string>> = {
   OUTBOUND_ALLOWED_DESTINATIONS: "outbound.allowedDestinations",
   OUTBOUND_ALLOWED_HOSTS: "outbound.allowedHosts",
   TRANSFER_ALLOWED_DESTINATIONS: "outbound.transferAllowedDestinations",
+  TRANSFER_WARM_METHOD: "outbound.transferWarmMethod",
   OUTBOUND_MAX_CALLS: "outbound.maxCalls",
   OUTBOUND_CPS: "outbound.cps",
   OUTBOUND_BURST: "outbound.burst",

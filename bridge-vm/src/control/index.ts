@@ -12,10 +12,11 @@ import { uriText } from "../sip/dialog/dialog";
 import { type Clock, systemClock, type Timer } from "../sip/transaction/clock";
 import type { Endpoint } from "../sip/transport/types";
 import type { UaCore } from "../sip/ua/ua";
+import type { TransferDesk } from "../transfer/index";
 import { ControlClient } from "./client";
 import type { OutboundConfig } from "./config";
 import { OriginateHandler } from "./originate";
-import { DestinationPolicy, OutboundLimits, type TransferPolicy } from "./policy";
+import { DestinationPolicy, OutboundLimits } from "./policy";
 
 export { ControlClient, controlSocketUrl, type OriginateDecision } from "./client";
 export { OUTBOUND_ENV_KEYS, type OutboundConfig, outboundConfigSchema } from "./config";
@@ -39,8 +40,8 @@ export interface StartOutboundOptions {
     sessionExpiresS?: number;
     minSessionExpiresS?: number;
   };
-  /** Transfer targets on outbound calls pass this (the same policy inbound calls use). */
-  transferPolicy?: TransferPolicy;
+  /** The agent's transfers on outbound calls (the same desk and policy inbound calls use). */
+  transfers?: TransferDesk;
   metrics?: BridgeMetrics;
   ua: UaCore;
   media: MediaEngine;
@@ -131,7 +132,7 @@ export function startOutbound(options: StartOutboundOptions): RunningOutbound | 
           ...(sip.sessionExpiresS ? { sessionExpiresS: sip.sessionExpiresS } : {}),
           ...(sip.minSessionExpiresS ? { minSessionExpiresS: sip.minSessionExpiresS } : {}),
         },
-        ...(options.transferPolicy ? { transferPolicy: options.transferPolicy } : {}),
+        ...(options.transfers ? { transfers: options.transfers } : {}),
         ...(options.metrics ? { metrics: options.metrics } : {}),
         credentials,
         cloud,

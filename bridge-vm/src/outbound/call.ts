@@ -13,13 +13,12 @@
  */
 import { EventEmitter } from "node:events";
 import type { HangupCause, OriginateMessage, OutboundFailure } from "@patchbay/shared/protocol";
-import { bindTransfers } from "../bridge/call-binding";
-import type { LegSettings } from "../call/leg";
+import { type LegSettings, uriWithHeaders } from "../call/leg";
 import type { CallEndCause, CallEnded } from "../call/types";
 import type { CloudLink } from "../cloud/index";
 import { openCloudLink } from "../cloud/index";
 import type { BridgeConfig } from "../config/index";
-import type { Destination, TransferPolicy } from "../control/policy";
+import type { Destination } from "../control/policy";
 import type { Logger } from "../logging";
 import type { CallMedia, MediaEngine } from "../media/types";
 import type { BridgeMetrics } from "../ops/index";
@@ -27,6 +26,7 @@ import type { DigestCredentials } from "../sip/auth";
 import type { Clock } from "../sip/transaction/clock";
 import type { Endpoint } from "../sip/transport/types";
 import type { UaCore } from "../sip/ua/ua";
+import { DuplexRouter, TransferDesk } from "../transfer/index";
 import { OutboundLeg } from "./leg";
 import type { OutboundProgress } from "./uac";
 
@@ -53,8 +53,8 @@ export interface OutboundCallDeps {
    * must run the same destination policy, so a redirect cannot reach what a request could not.
    */
   followRedirect?: (contacts: readonly string[]) => Destination | undefined;
-  /** Transfer targets the agent asks for must pass this before any REFER (none: every transfer refused). */
-  transferPolicy?: TransferPolicy;
+  /** Carries out the agent's transfers, blind and warm, after the transfer policy (none: all refused). */
+  transfers?: TransferDesk;
   metrics?: BridgeMetrics;
 }
 
@@ -236,6 +236,7 @@ export class OutboundCall extends EventEmitter<OutboundCallEvents> {
       this.log.warn("no cloud configured: the outbound call has media but no agent");
       return;
     }
+    const router = new DuplexRouter(media.duplex);
     const outcome = await openCloudLink({
       callId: request.callId,
       metadata: {
@@ -250,7 +251,7 @@ export class OutboundCall extends EventEmitter<OutboundCallEvents> {
         ...(request.agent ? { agent: request.agent } : {}),
         ...(request.variables ? { variables: request.variables } : {}),
       },
-      duplex: media.duplex,
+      duplex: router,
       logger: this.log,
       bridgeId: deps.bridgeId,
       bridgeVersion: deps.bridgeVersion,
@@ -276,7 +277,11 @@ export class OutboundCall extends EventEmitter<OutboundCallEvents> {
       "hangupRequested",
       (cause) => void this.hangup(cause === "max-duration" ? "max-duration" : "agent-hangup"),
     );
-    bindTransfers(link, this.leg, deps.transferPolicy, this.log);
+    // Without a desk, one with no policy: every transfer is refused, and the agent is told so.
+    const transfers =
+      deps.transfers ??
+      new TransferDesk({ policy: undefined, warmMethod: "relay", uriWithHeaders, clock: deps.clock });
+    transfers.bind(link, this.leg, router, this.log);
     link.on("turnTiming", (timing) => deps.metrics?.turnTiming(timing));
     link.on("lost", (reason) => {
       deps.metrics?.cloudLinkLost(reason);

@@ -66,6 +66,11 @@ export interface WarmTransferOptions {
   createConsultLeg(target: string): ConsultLeg | { refused: string };
   /** PROTOCOL.md §9 progress, for the Worker. */
   reportProgress(state: "dialing" | "ringing" | "consulting"): void;
+  /**
+   * The outcome, called synchronously as it is decided (before `done` resolves): a successful REFER
+   * makes the caller's leg hang up in the next microtask, and the Worker must hear the result first.
+   */
+  reportOutcome?(outcome: WarmTransferOutcome): void;
   /** Builds `?Replaces=` Refer-To URIs (the call layer's escaping helper). */
   uriWithHeaders(uri: string, headers: Readonly<Record<string, string>>): string;
   clock: Clock;
@@ -93,7 +98,13 @@ export class WarmTransfer {
   constructor(private readonly options: WarmTransferOptions) {
     this.log = options.logger.child({ component: "warm-transfer", target: options.target });
     this.done = new Promise((resolve) => {
-      this.settle = resolve;
+      let settled = false;
+      this.settle = (outcome) => {
+        if (settled) return;
+        settled = true;
+        options.reportOutcome?.(outcome);
+        resolve(outcome);
+      };
     });
   }
 

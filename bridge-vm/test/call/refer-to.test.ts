@@ -1,16 +1,18 @@
 /**
  * What warm transfer builds on, on an inbound call: the dialog's identifiers, a REFER with a ready
  * Refer-To (e.g. `?Replaces=`, escaped per RFC 3261 §19.1.1), and the bridge's transfer policy in front
- * of every agent-requested REFER (bindTransfers, shared with outbound calls).
+ * of every agent-requested REFER (the transfer desk, shared with outbound calls).
  */
 import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
-import { bindTransfers } from "../../src/bridge/call-binding";
-import { uriWithHeaders } from "../../src/call/call";
+import { type InboundCall, uriWithHeaders } from "../../src/call/call";
 import type { CloudLink } from "../../src/cloud/index";
 import { TransferPolicy } from "../../src/control/policy";
-import { createLogger } from "../../src/logging";
+import { createLogger, type Logger } from "../../src/logging";
 import { createResponse } from "../../src/sip/message";
+import { systemClock } from "../../src/sip/transaction/clock";
+import { DuplexRouter, TransferDesk } from "../../src/transfer/index";
+import { FakeDuplex } from "../cloud/fake-duplex";
 import { confirmedCall, flush, inDialog } from "./harness";
 
 describe("uriWithHeaders (RFC 3261 §19.1.1)", () => {
@@ -51,7 +53,18 @@ class FakeLink extends EventEmitter {
   }
 }
 
-describe("bindTransfers: the transfer policy before any REFER", () => {
+/** The transfer desk's blind path, bound as the call bindings bind it. */
+function bindTransfers(
+  link: CloudLink,
+  call: InboundCall,
+  policy: TransferPolicy | undefined,
+  logger: Logger,
+) {
+  const desk = new TransferDesk({ policy, warmMethod: "relay", uriWithHeaders, clock: systemClock });
+  desk.bind(link, call, new DuplexRouter(new FakeDuplex()), logger);
+}
+
+describe("TransferDesk: the transfer policy before any REFER", () => {
   const logger = createLogger({ level: "silent" });
   const policy = new TransferPolicy(
     { transferAllowedDestinations: ["^20\\d\\d$"], allowedDestinations: [], allowedHosts: [] },
