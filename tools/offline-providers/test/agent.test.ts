@@ -81,6 +81,19 @@ describe("scripted agent rules", () => {
     expect(plan).toEqual({ rule: "tool-ack", text: "Connecting you now.", toolCalls: [] });
   });
 
+  it("tells the caller when the transfer failed (the Worker's failure results start with error:)", () => {
+    const plan = planReply(
+      [
+        user("human please"),
+        { role: "assistant", content: null, tool_calls: [{ function: { name: "transfer_call" } }] },
+        { role: "tool", content: "error: the transfer to 2001 failed (SIP 486): the person is busy." },
+      ],
+      TOOLS,
+    );
+    expect(plan.rule).toBe("transfer-failed");
+    expect(plan.text).toMatch(/nobody could take your call/);
+  });
+
   it("greets when there is no user turn yet and falls back otherwise", () => {
     expect(planReply([{ role: "system", content: "You are a receptionist." }], TOOLS).text).toBe(GREETING);
     expect(planReply([user("purple elephants")], TOOLS).text).toBe(FALLBACK_REPLY);

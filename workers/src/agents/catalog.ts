@@ -5,6 +5,7 @@
  * if a file is not listed here).
  */
 import type { CallMetadata } from "@patchbay/shared/protocol";
+import frontDesk from "../../agents/front-desk.json";
 import receptionist from "../../agents/receptionist.json";
 import supportWorkersAi from "../../agents/support-workers-ai.json";
 import { type AgentDefinition, checkAgentDefinition } from "./schema";
@@ -12,6 +13,7 @@ import { type AgentDefinition, checkAgentDefinition } from "./schema";
 /** Raw bundled definitions, keyed by file name (without .json). */
 export const bundledAgentSources: Readonly<Record<string, unknown>> = {
   receptionist,
+  "front-desk": frontDesk,
   "support-workers-ai": supportWorkersAi,
 };
 

@@ -12,6 +12,7 @@ import {
   KEY_WORDS,
   TOOL_ACK,
   TRANSFER_ACK,
+  TRANSFER_FAILED_REPLY,
   TRANSFER_TOOL_NAMES,
   TRANSFER_UNAVAILABLE_REPLY,
 } from "./rules";
@@ -132,8 +133,10 @@ export function planReply(
   const last = messages[messages.length - 1];
   if (last?.role === "tool") {
     const toolName = pendingToolName(messages) ?? "";
-    const text = TRANSFER_TOOL_NAMES.some((name) => name === toolName) ? TRANSFER_ACK : TOOL_ACK;
-    return { rule: "tool-ack", text, toolCalls: [] };
+    const isTransfer = TRANSFER_TOOL_NAMES.some((name) => name === toolName);
+    if (isTransfer && /^\s*error\b/i.test(messageText(last.content)))
+      return { rule: "transfer-failed", text: TRANSFER_FAILED_REPLY, toolCalls: [] };
+    return { rule: "tool-ack", text: isTransfer ? TRANSFER_ACK : TOOL_ACK, toolCalls: [] };
   }
 
   const lastUser = [...messages].reverse().find((message) => message.role === "user");

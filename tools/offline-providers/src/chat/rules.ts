@@ -68,6 +68,9 @@ export const GREETING = "Hello, thanks for calling. How can I help you?";
 export const FALLBACK_REPLY = "Sorry, could you say that again?";
 export const TRANSFER_UNAVAILABLE_REPLY = "I cannot transfer calls right now, but I can tell you our hours.";
 export const TRANSFER_ACK = "Connecting you now.";
+/** After a transfer tool result that reports a failure (the Worker's results start with "error:"). */
+export const TRANSFER_FAILED_REPLY =
+  "I am sorry, nobody could take your call right now. Can I help you with something else?";
 export const TOOL_ACK = "Okay, done.";
 
 /** Evaluated in order; the first match answers. Goodbye comes first so "thanks, that's all" ends the call. */
@@ -138,6 +141,7 @@ export const AGENT_REPLY_PHRASES: readonly string[] = [
   FALLBACK_REPLY,
   TRANSFER_UNAVAILABLE_REPLY,
   TRANSFER_ACK,
+  TRANSFER_FAILED_REPLY,
   TOOL_ACK,
   ...Object.keys(KEY_WORDS)
     .filter((key) => /^[0-9*#]$/.test(key))
