@@ -178,6 +178,25 @@ export class Phone {
     return utterance;
   }
 
+  /** Sends any 8 kHz audio (a test tone) in real time; resolves with when its first and last frames went out. */
+  async play(samples: Int16Array): Promise<{ firstSentAt: number; lastSentAt: number }> {
+    const frameCount = Math.ceil(samples.length / FRAME_SAMPLES);
+    let firstSentAt = 0;
+    return new Promise((resolve) => {
+      for (let i = 0; i < frameCount; i++) {
+        const frame = new Int16Array(FRAME_SAMPLES);
+        frame.set(samples.subarray(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES));
+        this.outgoing.push({
+          frame,
+          sent: (at) => {
+            if (i === 0) firstSentAt = at;
+            if (i === frameCount - 1) resolve({ firstSentAt, lastSentAt: at });
+          },
+        });
+      }
+    });
+  }
+
   /** Starts speaking without waiting: `onsetAt` resolves when the first voiced frame has been sent. */
   startSaying(text: string): { onsetAt: Promise<number>; done: Promise<Utterance> } {
     let onset!: (at: number) => void;
