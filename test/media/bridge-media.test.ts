@@ -16,9 +16,14 @@ import {
   deinterleave,
   dominantFrequency,
   encodePcm,
+  energyRatio,
   espeak,
+  matchedShare,
+  matchesInOrder,
   readWavFile,
   rmsDbfs,
+  type SegmentMatch,
+  segmentCorrelations,
   tone,
 } from "../support/audio";
 import { type BridgeInstance, startBridge } from "../support/bridge";
@@ -162,11 +167,19 @@ describe("bridge media against a real caller", () => {
     );
 
     const [callerChannel, agentChannel] = await hangUpAndReadRecording(call);
-    // Left = caller. G.711 alone keeps correlation above 0.99; 0.9 leaves room for the jitter
-    // buffer's start-up and the concealment of the stream's edges, and still rejects a wrong,
-    // shifted or half-silent recording.
-    const match = crossCorrelationPeak(speech, callerChannel!);
-    expect(match.correlation).toBeGreaterThan(0.9);
+    // Left = caller, checked in 250 ms pieces (support/audio.ts segmentCorrelations): each piece of the
+    // speech must be found intact (> 0.9; G.711 alone keeps > 0.99, measured 1.00 here), in order, for at
+    // least 80 % of the speech energy, with no audio that was never sent. One global correlation would
+    // also demand that no piece is delayed relative to another, and that fails whenever the CPU is taken
+    // from the sender mid-call (measured 0.50 on this shared machine at load 5); the pieces still
+    // reject a wrong, shuffled, half-missing or noisy recording.
+    const pieces = segmentCorrelations(speech, callerChannel!);
+    console.info(
+      `speech → recording: ${describeMatch(pieces)}; global correlation ${crossCorrelationPeak(speech, callerChannel!).correlation.toFixed(3)}`,
+    );
+    expect(matchedShare(pieces, 0.9)).toBeGreaterThan(0.8);
+    expect(matchesInOrder(pieces, 0.9)).toBe(true);
+    expect(energyRatio(speech, callerChannel!)).toBeLessThan(1.25);
     // Right = agent: the tone, at the time it was played.
     expect(rmsDbfs(agentChannel!)).toBeGreaterThan(-40);
     expect(
@@ -183,13 +196,22 @@ describe("bridge media against a real caller", () => {
     await call.rtp.sendAudio(speech, { paced: true });
     await new Promise((resolve) => setTimeout(resolve, 300));
     const [callerChannel] = await hangUpAndReadRecording(call);
-    const match = crossCorrelationPeak(speech, callerChannel!);
-    // Concealed 20 ms holes lower the correlation but the speech is all there: measured ~0.8 here.
-    expect(match.correlation).toBeGreaterThan(0.6);
+    // Concealed 20 ms holes lower each piece's correlation but the speech is all there: every 250 ms
+    // piece measured 0.82-1.00 here (one global correlation: ~0.78, the buffer re-synchronising 20 ms
+    // after the start). 0.6 per piece for 80 % of the energy leaves room; silence or noise scores ~0.
+    const pieces = segmentCorrelations(speech, callerChannel!);
+    console.info(`speech under loss → recording: ${describeMatch(pieces)}`);
+    expect(matchedShare(pieces, 0.6)).toBeGreaterThan(0.8);
+    expect(matchesInOrder(pieces, 0.6)).toBe(true);
     const lost = (await lostPacketsTotal()) - before;
     expect(lost).toBeGreaterThan(0);
   });
 });
+
+function describeMatch(pieces: readonly SegmentMatch[]): string {
+  const share = (threshold: number) => `${(matchedShare(pieces, threshold) * 100).toFixed(0)} %`;
+  return `${share(0.9)} of the energy > 0.9, ${share(0.6)} > 0.6; pieces ${pieces.map((p) => p.correlation.toFixed(2)).join(" ")}`;
+}
 
 /** patchbay_rtp_packets_lost_total from the bridge's /metrics. */
 async function lostPacketsTotal(): Promise<number> {

@@ -6,7 +6,8 @@
  * RTP comes from SIPp's own code and clock, not ours, and from SIPp's media port, which is what its SDP
  * offers, so the bridge's latch takes it as the exact SDP ip:port. The two pcaps are two RTP streams with
  * their own SSRC, sequence and timestamp bases, as a PBX switching sources would send.
- * Checked on the signal: the recording's caller channel matches the speech that was sent, and the digits
+ * Checked on the signal: the recording's caller channel matches the speech that was sent (piece by
+ * piece, see the threshold's comment), and the digits
  * reach the agent (the fake cloud's `dtmf` messages) once each, in order.
  * SIPp 3.6.1 cannot record what it receives, so the bridge → caller direction is covered by
  * bridge-media.test.ts (RtpPeer) and baresip.test.ts (baresip records).
@@ -15,7 +16,17 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { crossCorrelationPeak, decodePcm, deinterleave, readWavFile, rmsDbfs } from "../support/audio";
+import {
+  crossCorrelationPeak,
+  decodePcm,
+  deinterleave,
+  energyRatio,
+  matchedShare,
+  matchesInOrder,
+  readWavFile,
+  rmsDbfs,
+  segmentCorrelations,
+} from "../support/audio";
 import { type BridgeInstance, startBridge } from "../support/bridge";
 import { type KamailioInstance, startKamailio } from "../support/kamailio";
 import { readRtpPcapFile } from "../support/pcap";
@@ -117,19 +128,24 @@ describe("bridge media with SIPp as the caller, through Kamailio", () => {
     const [callerChannel] = deinterleave(wav);
 
     const sent = await speechSent();
-    const match = crossCorrelationPeak(sent, callerChannel!);
+    const global = crossCorrelationPeak(sent, callerChannel!);
+    const pieces = segmentCorrelations(sent, callerChannel!);
     console.info(
-      `SIPp speech → recording: correlation ${match.correlation.toFixed(4)} at lag ${match.lag} samples`,
+      `SIPp speech → recording: global correlation ${global.correlation.toFixed(4)} at lag ${global.lag}; ` +
+        `${(matchedShare(pieces, 0.9) * 100).toFixed(0)} % of the energy in 250 ms pieces > 0.9`,
     );
-    // Threshold 0.9. The recording is the same µ-law bytes decoded by the same G.711 table, so a perfect
-    // path scores ≈ 1.0 (a G.711 round trip alone keeps > 0.99, support/audio.ts). What may legitimately
-    // cost a little: SIPp's sender clock (usleep pacing, jittery on a loaded machine) against the jitter
-    // buffer, which can conceal or drop a frame at the start or under a stall (20 ms of 5.7 s each). A
-    // wrong channel, a recording shifted within itself, half the speech missing, or noise all score far
-    // below 0.9; bridge-media.test.ts uses the same bar for the same reasons.
-    expect(match.correlation).toBeGreaterThan(0.9);
-    // The speech sits where it was sent: after the answer, not smeared over the whole file.
-    expect(match.lag).toBeGreaterThanOrEqual(0);
+    // Threshold 0.9 per 250 ms piece, for at least 80 % of the speech energy, in order, and nothing that
+    // was never sent. The recording is the same µ-law bytes decoded by the same G.711 table, so a perfect
+    // path scores ≈ 1.0 (measured: global 0.994-1.000, every piece > 0.99). Pieces rather than one global
+    // figure because SIPp paces its pcap with usleep: on this shared machine a stalled SIPp delays the
+    // rest of the speech, which shifts later pieces against earlier ones (a global correlation then drops
+    // to ~0.5 though nothing was lost or damaged); the jitter buffer may also conceal or drop a 20 ms
+    // frame at a stall. A wrong channel, shuffled or half-missing speech, or noise fail all three checks.
+    expect(matchedShare(pieces, 0.9)).toBeGreaterThan(0.8);
+    expect(matchesInOrder(pieces, 0.9)).toBe(true);
+    expect(energyRatio(sent, callerChannel!)).toBeLessThan(1.25);
+    // The speech starts where it was sent: after the answer, not before the recording began.
+    expect(pieces.find((piece) => piece.correlation > 0.9)!.lag).toBeGreaterThanOrEqual(0);
     expect(rmsDbfs(callerChannel!)).toBeGreaterThan(-40);
     expect(cloud.violations).toEqual([]);
   });

@@ -418,3 +418,107 @@ export function crossCorrelationPeak(
   }
   return { lag: bestLag, correlation: best / Math.sqrt(energyA * energyB) };
 }
+
+export interface SegmentMatch {
+  /** Where the segment starts in `sent`, ms. */
+  startMs: number;
+  /** Share of the sent signal's energy in this segment, 0 … 1 (the segments' shares add up to ~1). */
+  energyShare: number;
+  /** Where it was found in `received`: b[i + lag] ≈ a[start + i]. */
+  lag: number;
+  /** Correlation there, normalized by the energies of the segment and of that stretch of `received`. */
+  correlation: number;
+}
+
+/**
+ * `sent` cut into `segmentMs` pieces (default 250 ms), each looked up on its own in `received` (FFT cross-correlation,
+ * normalized per lag by the local energy of `received`). A path that delays part of the signal (a
+ * sender stalled by a busy CPU, a jitter buffer that re-synchronised) shifts the pieces differently,
+ * which sinks one global correlation but leaves every piece findable; a path that loses or distorts
+ * audio fails the pieces it damaged. Near-silent pieces (below `minRmsDbfs`) are skipped: they carry no
+ * evidence either way. `matchedShare(matches, threshold)` sums the energy of the pieces found above it.
+ */
+export function segmentCorrelations(
+  sent: ArrayLike<number>,
+  received: ArrayLike<number>,
+  options: { segmentMs?: number; minRmsDbfs?: number; rate?: number } = {},
+): SegmentMatch[] {
+  const rate = options.rate ?? TELEPHONY_RATE;
+  const size = Math.round(((options.segmentMs ?? 250) * rate) / 1000);
+  let totalEnergy = 0;
+  for (let i = 0; i < sent.length; i++) totalEnergy += (sent[i] ?? 0) ** 2;
+  if (totalEnergy === 0 || received.length < size) return [];
+  // prefix[k] = Σ received[0..k)²: the energy of any stretch of `received` in O(1).
+  const prefix = new Float64Array(received.length + 1);
+  for (let i = 0; i < received.length; i++) prefix[i + 1] = prefix[i]! + (received[i] ?? 0) ** 2;
+  let fftSize = 1;
+  while (fftSize < received.length + size) fftSize <<= 1;
+  const bRe = new Float64Array(fftSize);
+  const bIm = new Float64Array(fftSize);
+  for (let i = 0; i < received.length; i++) bRe[i] = received[i] ?? 0;
+  fft(bRe, bIm, false);
+  const matches: SegmentMatch[] = [];
+  // The last piece may be shorter (at least half a segment); a shorter tail is too little evidence.
+  for (let start = 0; start + size / 2 <= sent.length; start += size) {
+    const segment = Array.prototype.slice.call(sent, start, Math.min(sent.length, start + size)) as number[];
+    const length = segment.length;
+    if (rmsDbfs(segment) < (options.minRmsDbfs ?? -40)) continue;
+    let energy = 0;
+    const aRe = new Float64Array(fftSize);
+    const aIm = new Float64Array(fftSize);
+    for (let i = 0; i < length; i++) {
+      aRe[i] = segment[i]!;
+      energy += segment[i]! ** 2;
+    }
+    fft(aRe, aIm, false);
+    for (let i = 0; i < fftSize; i++) {
+      const re = bRe[i]! * aRe[i]! + bIm[i]! * aIm[i]!;
+      const im = bIm[i]! * aRe[i]! - bRe[i]! * aIm[i]!;
+      aRe[i] = re;
+      aIm[i] = im;
+    }
+    fft(aRe, aIm, true);
+    let best = { lag: 0, correlation: 0 };
+    for (let k = 0; k + length <= received.length; k++) {
+      const local = prefix[k + length]! - prefix[k]!;
+      if (local <= 0) continue;
+      const correlation = aRe[k]! / Math.sqrt(energy * local);
+      if (correlation > best.correlation) best = { lag: k - start, correlation };
+    }
+    matches.push({ startMs: (start / rate) * 1000, energyShare: energy / totalEnergy, ...best });
+  }
+  return matches;
+}
+
+/** The share of the sent energy (0 … 1) in segments found with a correlation above `threshold`. */
+export function matchedShare(matches: readonly SegmentMatch[], threshold: number): number {
+  return matches.reduce((sum, match) => sum + (match.correlation > threshold ? match.energyShare : 0), 0);
+}
+
+/**
+ * Whether the segments found above `threshold` sit in `received` in the order they were sent: each one's
+ * lag at least the previous one's minus `toleranceSamples` (a path may delay later audio, never move it
+ * earlier than audio sent before it).
+ */
+export function matchesInOrder(
+  matches: readonly SegmentMatch[],
+  threshold: number,
+  toleranceSamples = 160,
+): boolean {
+  let previous = Number.NEGATIVE_INFINITY;
+  for (const match of matches) {
+    if (match.correlation <= threshold) continue;
+    if (match.lag < previous - toleranceSamples) return false;
+    previous = Math.max(previous, match.lag);
+  }
+  return true;
+}
+
+/** Energy of `received` over energy of `sent`: well above 1 means audio that was never sent. */
+export function energyRatio(sent: ArrayLike<number>, received: ArrayLike<number>): number {
+  let a = 0;
+  let b = 0;
+  for (let i = 0; i < sent.length; i++) a += (sent[i] ?? 0) ** 2;
+  for (let i = 0; i < received.length; i++) b += (received[i] ?? 0) ** 2;
+  return a === 0 ? Number.POSITIVE_INFINITY : b / a;
+}
