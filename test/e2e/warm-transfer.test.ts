@@ -174,3 +174,78 @@ describe("warm transfer to a busy line", () => {
     expect(finished.exitCode, describeSippResult(finished)).toBe(0);
   });
 });
+
+/**
+ * REFER with Replaces (TRANSFER_WARM_METHOD=replaces). No Asterisk here to carry the REFER out, so this
+ * checks what the bridge sends: the REFER reaches the caller in-dialog through Kamailio with a Refer-To
+ * whose Replaces names the consultation dialog SIPp really had (Call-ID, SIPp's tag as to-tag, ours as
+ * from-tag: RFC 3891 from the human's side). The caller's final NOTIFY 200 makes the bridge leave; with
+ * no PBX to replace the consultation leg, the bridge ends it itself after its grace period.
+ */
+describe("warm transfer joined by REFER with Replaces", () => {
+  let stack: Stack;
+  let sipp: SippServer;
+  let human: RtpPeer;
+
+  beforeAll(async () => {
+    human = await RtpPeer.start({ port: (await freePortPair()).rtp });
+    sipp = await startSippServer({
+      scenario: new URL("./scenarios/uas-human-answers.xml", import.meta.url).pathname,
+      calls: 1,
+      keys: { rtp_port: String(human.port) },
+    });
+    stack = await startStack({
+      kamailioRoutes: { [HUMAN]: `sip:${HUMAN}@${sipp.address}` },
+      bridgeEnv: { TRANSFER_WARM_METHOD: "replaces" },
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await stack?.close();
+    await sipp?.stop();
+    await human?.close();
+    assertNothingLeft();
+  });
+
+  it("REFERs the caller to the human with Replaces naming the consultation dialog, then leaves", async () => {
+    const { phone, callId } = await callFrontDesk(stack);
+    let referTo: string;
+    try {
+      await phone.say(ASK_FOR_A_PERSON);
+      const refer = await phone.waitUntil(
+        "a REFER with Replaces",
+        () => phone.sip.inDialogRequests.find((request) => request.method === "REFER"),
+        45_000,
+      );
+      referTo = refer.request.headers.get("Refer-To") ?? "";
+      expect(
+        speechSegments(human.receivedAudio()).length,
+        "the summary reached the human first",
+      ).toBeGreaterThan(0);
+      const bye = await phone.sip.waitForBye(10_000);
+      expect(bye.method).toBe("BYE");
+      const report = await reportUntil(stack, callId, (r) => r.status === "ended");
+      expect(report.endCause).toBe("transferred");
+    } finally {
+      await phone.close();
+    }
+    // The consultation leg ends (the bridge's grace period: no PBX here replaces it).
+    const finished = await sipp.finished(30_000);
+    expect(finished.exitCode, describeSippResult(finished)).toBe(0);
+    const invite = /INVITE sip:[\s\S]*?\r?\n\r?\n/.exec(finished.messages)?.[0] ?? "";
+    const consultCallId = /^Call-ID:\s*(\S+)/im.exec(invite)?.[1];
+    const bridgeTag = /^From:.*;tag=([^;\s>]+)/im.exec(invite)?.[1];
+    expect(consultCallId && bridgeTag, "SIPp's trace has the consultation INVITE").toBeTruthy();
+    const replaces = decodeURIComponent(/[?&]Replaces=([^&>]+)/.exec(referTo)?.[1] ?? "");
+    expect(replaces).toMatch(
+      new RegExp(
+        `^${escapeRegExp(consultCallId!)};to-tag=[^;]*SIPpTag01[^;]*;from-tag=${escapeRegExp(bridgeTag!)}$`,
+      ),
+    );
+    expect(referTo).toMatch(new RegExp(`^<sip:${HUMAN}@`));
+  });
+});
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
