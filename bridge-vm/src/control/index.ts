@@ -61,11 +61,11 @@ export interface StartOutboundOptions {
 export interface RunningOutbound {
   client: ControlClient;
   handler: OriginateHandler<OutboundCallResult>;
-  /** Live answered outbound calls, for drain / stats. */
+  /** Outbound calls in progress (ringing or answered), for drain, capacity and stats. */
   calls(): OutboundCall[];
   /** Stop taking originates and close the control socket (calls in progress continue). Idempotent. */
   close(): void;
-  /** Hang up every answered outbound call (shutdown). */
+  /** End every outbound call in progress: BYE when answered, CANCEL while ringing (shutdown). */
   hangupAll(): Promise<void>;
   /**
    * Something else changed the bridge's load (an inbound call started or ended): report capacity,
@@ -157,8 +157,10 @@ export function startOutbound(options: StartOutboundOptions): RunningOutbound | 
       });
       const start = call.start.bind(call);
       call.start = async () => {
+        // Live from the first INVITE: a ringing call holds capacity, and shutdown must CANCEL it too.
+        live.add(call);
         const result = await start();
-        if (result.outcome === "answered") live.add(call);
+        if (result.outcome !== "answered") live.delete(call);
         return result;
       };
       return call;
