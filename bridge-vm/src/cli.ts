@@ -63,20 +63,21 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     logger.flush();
     process.exit(code);
   };
+  const exitAfter = (stopping: Promise<void>) =>
+    stopping
+      .then(() => {
+        logger.info("stopped");
+        exitNow(0);
+      })
+      .catch((error: unknown) => {
+        logger.error({ err: error }, "error during shutdown");
+        exitNow(1);
+      });
   const onSignal = (signal: string) => {
     signals++;
     if (signals === 1) {
       logger.info({ signal }, "shutting down");
-      bridge
-        .drain()
-        .then(() => {
-          logger.info("stopped");
-          exitNow(0);
-        })
-        .catch((error: unknown) => {
-          logger.error({ err: error }, "error during shutdown");
-          exitNow(1);
-        });
+      void exitAfter(bridge.drain());
       return;
     }
     if (signals === 2) {
@@ -88,16 +89,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
         logger.error({ forcedStopMs: FORCED_STOP_MS }, "calls not hung up in time; exiting anyway");
         exitNow(1);
       }, FORCED_STOP_MS);
-      bridge
-        .stop()
-        .then(() => {
-          logger.info("stopped");
-          exitNow(0);
-        })
-        .catch((error: unknown) => {
-          logger.error({ err: error }, "error during shutdown");
-          exitNow(1);
-        });
+      void exitAfter(bridge.stop());
       return;
     }
     logger.warn({ signal }, "third signal; exiting without waiting for the hang-ups");

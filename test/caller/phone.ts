@@ -150,23 +150,11 @@ export class Phone {
   async say(text: string, onFirstVoiced?: (at: number) => void): Promise<Utterance> {
     const samples = await speech(text);
     const voiced = new Set(voicedFrameIndexes(samples));
-    const frameCount = Math.ceil(samples.length / FRAME_SAMPLES);
     const voicedTimes: number[] = [];
-    await new Promise<void>((resolve) => {
-      for (let i = 0; i < frameCount; i++) {
-        const frame = new Int16Array(FRAME_SAMPLES);
-        frame.set(samples.subarray(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES));
-        this.outgoing.push({
-          frame,
-          sent: (at) => {
-            if (voiced.has(i)) {
-              if (voicedTimes.length === 0) onFirstVoiced?.(at);
-              voicedTimes.push(at);
-            }
-            if (i === frameCount - 1) resolve();
-          },
-        });
-      }
+    await this.queue(samples, (index, at) => {
+      if (!voiced.has(index)) return;
+      if (voicedTimes.length === 0) onFirstVoiced?.(at);
+      voicedTimes.push(at);
     });
     const utterance: Utterance = {
       text,
@@ -180,8 +168,19 @@ export class Phone {
 
   /** Sends any 8 kHz audio (a test tone) in real time; resolves with when its first and last frames went out. */
   async play(samples: Int16Array): Promise<{ firstSentAt: number; lastSentAt: number }> {
-    const frameCount = Math.ceil(samples.length / FRAME_SAMPLES);
     let firstSentAt = 0;
+    const lastSentAt = await this.queue(samples, (index, at) => {
+      if (index === 0) firstSentAt = at;
+    });
+    return { firstSentAt, lastSentAt };
+  }
+
+  /**
+   * Queues `samples` as 20 ms frames on the media loop; `onSent` sees each frame's index and send time.
+   * Resolves with the last frame's send time.
+   */
+  private queue(samples: Int16Array, onSent: (index: number, at: number) => void): Promise<number> {
+    const frameCount = Math.ceil(samples.length / FRAME_SAMPLES);
     return new Promise((resolve) => {
       for (let i = 0; i < frameCount; i++) {
         const frame = new Int16Array(FRAME_SAMPLES);
@@ -189,8 +188,8 @@ export class Phone {
         this.outgoing.push({
           frame,
           sent: (at) => {
-            if (i === 0) firstSentAt = at;
-            if (i === frameCount - 1) resolve({ firstSentAt, lastSentAt: at });
+            onSent(i, at);
+            if (i === frameCount - 1) resolve(at);
           },
         });
       }

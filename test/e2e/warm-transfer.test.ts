@@ -59,32 +59,44 @@ async function callFrontDesk(stack: Stack): Promise<{ phone: Phone; callId: stri
   return { phone, callId };
 }
 
-describe("warm transfer joined through the bridge (relay)", () => {
-  let stack: Stack;
-  let sipp: SippServer;
-  let human: RtpPeer;
-
+/** The stack plus SIPp as the human on extension 2001, started and stopped around one describe block. */
+function useHumanOn2001(options: {
+  scenario: string;
+  /** Media on an RtpPeer the test can listen to and play from (the scenario's SDP names [rtp_port]). */
+  withMedia: boolean;
+  bridgeEnv?: Record<string, string>;
+}): { stack: Stack; sipp: SippServer; human: RtpPeer } {
+  const rig = {} as { stack: Stack; sipp: SippServer; human: RtpPeer };
   beforeAll(async () => {
-    human = await RtpPeer.start({ port: (await freePortPair()).rtp });
-    sipp = await startSippServer({
-      scenario: new URL("./scenarios/uas-human-answers.xml", import.meta.url).pathname,
+    if (options.withMedia) rig.human = await RtpPeer.start({ port: (await freePortPair()).rtp });
+    rig.sipp = await startSippServer({
+      scenario: new URL(options.scenario, import.meta.url).pathname,
       calls: 1,
-      keys: { rtp_port: String(human.port) },
+      ...(options.withMedia ? { keys: { rtp_port: String(rig.human.port) } } : {}),
     });
-    stack = await startStack({
-      kamailioRoutes: { [HUMAN]: `sip:${HUMAN}@${sipp.address}` },
-      bridgeEnv: { TRANSFER_WARM_METHOD: "relay" },
+    rig.stack = await startStack({
+      kamailioRoutes: { [HUMAN]: `sip:${HUMAN}@${rig.sipp.address}` },
+      ...(options.bridgeEnv ? { bridgeEnv: options.bridgeEnv } : {}),
     });
   }, 120_000);
-
   afterAll(async () => {
-    await stack?.close();
-    await sipp?.stop();
-    await human?.close();
+    await rig.stack?.close();
+    await rig.sipp?.stop();
+    await rig.human?.close();
     assertNothingLeft();
+  });
+  return rig;
+}
+
+describe("warm transfer joined through the bridge (relay)", () => {
+  const rig = useHumanOn2001({
+    scenario: "./scenarios/uas-human-answers.xml",
+    withMedia: true,
+    bridgeEnv: { TRANSFER_WARM_METHOD: "relay" },
   });
 
   it("the human hears the summary, then caller and human hear each other and the agent is gone", async () => {
+    const { stack, sipp, human } = rig;
     const { phone, callId } = await callFrontDesk(stack);
     try {
       const askedAt = epochNow();
@@ -136,24 +148,10 @@ describe("warm transfer joined through the bridge (relay)", () => {
 });
 
 describe("warm transfer to a busy line", () => {
-  let stack: Stack;
-  let sipp: SippServer;
-
-  beforeAll(async () => {
-    sipp = await startSippServer({
-      scenario: new URL("../outbound/scenarios/uas-busy-486.xml", import.meta.url).pathname,
-      calls: 1,
-    });
-    stack = await startStack({ kamailioRoutes: { [HUMAN]: `sip:${HUMAN}@${sipp.address}` } });
-  }, 120_000);
-
-  afterAll(async () => {
-    await stack?.close();
-    await sipp?.stop();
-    assertNothingLeft();
-  });
+  const rig = useHumanOn2001({ scenario: "../outbound/scenarios/uas-busy-486.xml", withMedia: false });
 
   it("the agent tells the caller nobody could take the call, and the call goes on", async () => {
+    const { stack, sipp } = rig;
     const { phone, callId } = await callFrontDesk(stack);
     try {
       const askedAt = epochNow();
@@ -183,31 +181,14 @@ describe("warm transfer to a busy line", () => {
  * no PBX to replace the consultation leg, the bridge ends it itself after its grace period.
  */
 describe("warm transfer joined by REFER with Replaces", () => {
-  let stack: Stack;
-  let sipp: SippServer;
-  let human: RtpPeer;
-
-  beforeAll(async () => {
-    human = await RtpPeer.start({ port: (await freePortPair()).rtp });
-    sipp = await startSippServer({
-      scenario: new URL("./scenarios/uas-human-answers.xml", import.meta.url).pathname,
-      calls: 1,
-      keys: { rtp_port: String(human.port) },
-    });
-    stack = await startStack({
-      kamailioRoutes: { [HUMAN]: `sip:${HUMAN}@${sipp.address}` },
-      bridgeEnv: { TRANSFER_WARM_METHOD: "replaces" },
-    });
-  }, 120_000);
-
-  afterAll(async () => {
-    await stack?.close();
-    await sipp?.stop();
-    await human?.close();
-    assertNothingLeft();
+  const rig = useHumanOn2001({
+    scenario: "./scenarios/uas-human-answers.xml",
+    withMedia: true,
+    bridgeEnv: { TRANSFER_WARM_METHOD: "replaces" },
   });
 
   it("REFERs the caller to the human with Replaces naming the consultation dialog, then leaves", async () => {
+    const { stack, sipp, human } = rig;
     const { phone, callId } = await callFrontDesk(stack);
     let referTo: string;
     try {

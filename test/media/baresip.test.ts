@@ -9,15 +9,15 @@
  *    for (nearly) the whole call.
  * All three are checked on the signal, not on bytes (style.md §12).
  */
-import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deinterleave, encodePcm, readWavFile, tone, toneDurationMs } from "../support/audio";
 import { type BaresipInstance, startBaresip } from "../support/baresip";
-import { type BridgeInstance, startBridge } from "../support/bridge";
-import { type KamailioInstance, startKamailio } from "../support/kamailio";
-import { FakeCloud } from "./fake-cloud";
+import type { BridgeInstance } from "../support/bridge";
+import type { KamailioInstance } from "../support/kamailio";
+import type { FakeCloud } from "./fake-cloud";
+import { type MediaRig, startMediaRig, until } from "./rig";
 
 const BRIDGE_USER = { username: "2601", password: "baresip-test-bridge-pass" };
 const PHONE_USER = { username: "2602", password: "baresip-test-phone-pass" };
@@ -30,40 +30,16 @@ let bridge: BridgeInstance;
 let phone: BaresipInstance;
 let cloud: FakeCloud;
 let recordings: string;
-
-async function until<T>(
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+let rig: MediaRig;
 
 beforeAll(async () => {
-  cloud = new FakeCloud();
-  const cloudUrl = await cloud.start();
-  recordings = await mkdtemp(join(tmpdir(), "patchbay-baresip-rec-"));
-  kamailio = await startKamailio({ users: [BRIDGE_USER, PHONE_USER] });
-  bridge = await startBridge({
-    registrar: `${kamailio.host}:${kamailio.port}`,
-    host: "127.0.0.3",
-    ...BRIDGE_USER,
-    env: {
-      CLOUD_URL: cloudUrl,
-      CLOUD_SECRET: cloud.secret,
-      RECORDING_ENABLED: "true",
-      RECORDING_PATH: join(recordings, "{callId}.wav"),
-      RTP_PORT_MIN: "41000",
-      RTP_PORT_MAX: "41998",
-      LOG_LEVEL: "info",
-    },
+  rig = await startMediaRig({
+    bridgeUser: BRIDGE_USER,
+    otherUsers: [PHONE_USER],
+    rtpPorts: [41000, 41998],
+    name: "baresip-rec",
   });
+  ({ kamailio, bridge, cloud, recordings } = rig);
   phone = await startBaresip({
     ...PHONE_USER,
     registrar: { host: kamailio.host, port: kamailio.port, domain: kamailio.domain },
@@ -74,10 +50,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await phone?.stop();
-  await bridge?.stop();
-  await kamailio?.stop();
-  await cloud?.stop();
-  await rm(recordings, { recursive: true, force: true });
+  await rig?.close();
 });
 
 describe("baresip calls the bridge through Kamailio", () => {

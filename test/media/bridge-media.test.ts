@@ -6,8 +6,7 @@
  * said; a tone the agent plays arrives at the caller at its frequency; DTMF both ways; and under
  * loss + reordering the recording stays close to the original and the bridge reports the loss.
  */
-import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SipCaller } from "../caller/sip-caller";
@@ -26,14 +25,14 @@ import {
   segmentCorrelations,
   tone,
 } from "../support/audio";
-import { type BridgeInstance, startBridge } from "../support/bridge";
-import { type KamailioInstance, startKamailio } from "../support/kamailio";
+import type { BridgeInstance } from "../support/bridge";
+import type { KamailioInstance } from "../support/kamailio";
 import { freePortPair } from "../support/ports";
 import { type Impairment, RtpPeer } from "../support/rtp-peer";
-import { FakeCloud } from "./fake-cloud";
+import type { FakeCloud } from "./fake-cloud";
+import { type MediaRig, startMediaRig, until } from "./rig";
 
 const USER = { username: "2001", password: "media-test-pass" };
-const BRIDGE_HOST = "127.0.0.3";
 /** Kamailio treats calls from this address as the PBX trunk (no auth). */
 const CALLER_HOST = "127.0.0.2";
 
@@ -41,45 +40,17 @@ let kamailio: KamailioInstance;
 let bridge: BridgeInstance;
 let cloud: FakeCloud;
 let recordings: string;
+let rig: MediaRig;
 let speech: Int16Array;
 
-async function until<T>(probe: () => T | undefined | false, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 beforeAll(async () => {
-  cloud = new FakeCloud();
-  const cloudUrl = await cloud.start();
-  recordings = await mkdtemp(join(tmpdir(), "patchbay-media-"));
-  kamailio = await startKamailio({ users: [USER] });
-  bridge = await startBridge({
-    registrar: `${kamailio.host}:${kamailio.port}`,
-    host: BRIDGE_HOST,
-    ...USER,
-    env: {
-      CLOUD_URL: cloudUrl,
-      CLOUD_SECRET: cloud.secret,
-      RECORDING_ENABLED: "true",
-      RECORDING_PATH: join(recordings, "{callId}.wav"),
-      RTP_PORT_MIN: "44000",
-      RTP_PORT_MAX: "44998",
-      LOG_LEVEL: "info",
-    },
-  });
+  rig = await startMediaRig({ bridgeUser: USER, rtpPorts: [44000, 44998], name: "media" });
+  ({ kamailio, bridge, cloud, recordings } = rig);
   speech = await espeak("what are your opening hours", { wpm: 140 });
 }, 60_000);
 
 afterAll(async () => {
-  await bridge?.stop();
-  await kamailio?.stop();
-  await cloud?.stop();
-  await rm(recordings, { recursive: true, force: true });
+  await rig?.close();
 });
 
 interface PlacedCall {

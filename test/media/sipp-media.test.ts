@@ -12,8 +12,7 @@
  * SIPp 3.6.1 cannot record what it receives, so the bridge → caller direction is covered by
  * bridge-media.test.ts (RtpPeer) and baresip.test.ts (baresip records).
  */
-import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -27,60 +26,28 @@ import {
   rmsDbfs,
   segmentCorrelations,
 } from "../support/audio";
-import { type BridgeInstance, startBridge } from "../support/bridge";
-import { type KamailioInstance, startKamailio } from "../support/kamailio";
+import type { BridgeInstance } from "../support/bridge";
+import type { KamailioInstance } from "../support/kamailio";
 import { readRtpPcapFile } from "../support/pcap";
 import { describeSippResult, PCAPS, pcapVars, runSipp } from "../support/sipp";
-import { FakeCloud } from "./fake-cloud";
+import type { FakeCloud } from "./fake-cloud";
+import { type MediaRig, startMediaRig, until } from "./rig";
 
 const USER = { username: "2401", password: "sipp-media-test-pass" };
-const BRIDGE_HOST = "127.0.0.3";
 
 let kamailio: KamailioInstance;
 let bridge: BridgeInstance;
 let cloud: FakeCloud;
 let recordings: string;
-
-async function until<T>(
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+let rig: MediaRig;
 
 beforeAll(async () => {
-  cloud = new FakeCloud();
-  const cloudUrl = await cloud.start();
-  recordings = await mkdtemp(join(tmpdir(), "patchbay-sipp-media-"));
-  kamailio = await startKamailio({ users: [USER] });
-  bridge = await startBridge({
-    registrar: `${kamailio.host}:${kamailio.port}`,
-    host: BRIDGE_HOST,
-    ...USER,
-    env: {
-      CLOUD_URL: cloudUrl,
-      CLOUD_SECRET: cloud.secret,
-      RECORDING_ENABLED: "true",
-      RECORDING_PATH: join(recordings, "{callId}.wav"),
-      RTP_PORT_MIN: "43000",
-      RTP_PORT_MAX: "43998",
-      LOG_LEVEL: "info",
-    },
-  });
+  rig = await startMediaRig({ bridgeUser: USER, rtpPorts: [43000, 43998], name: "sipp-media" });
+  ({ kamailio, bridge, cloud, recordings } = rig);
 }, 60_000);
 
 afterAll(async () => {
-  await bridge?.stop();
-  await kamailio?.stop();
-  await cloud?.stop();
-  await rm(recordings, { recursive: true, force: true });
+  await rig?.close();
 });
 
 /** What SIPp sends: the speech pcap's payloads decoded, in sequence order. */

@@ -10,6 +10,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type OfflineProviders, startOfflineProviders } from "@patchbay/offline-providers";
+import { PROVIDER_SECRETS } from "@patchbay/workers/src/providers/secrets";
 import { createTestHarness, type TestHarness } from "wrangler";
 import { type BridgeInstance, type BridgeLogLine, startBridge } from "../support/bridge";
 import { KAMAILIO_BIN, type KamailioInstance, startKamailio } from "../support/kamailio";
@@ -24,13 +25,7 @@ export const CALLER_HOST = "127.0.0.2";
 export const BRIDGE_EXTENSION = "1050";
 
 /** Provider secrets passed to the Worker when present in the environment (the real-provider mode). */
-export const PROVIDER_KEYS = [
-  "OPENAI_API_KEY",
-  "OPENAI_BASE_URL",
-  "DEEPGRAM_API_KEY",
-  "ELEVENLABS_API_KEY",
-  "CARTESIA_API_KEY",
-] as const;
+export const PROVIDER_KEYS = PROVIDER_SECRETS;
 
 /**
  * The part of GET /v1/calls/:id (workers/src/call/store.ts `CallReport`) the demo and tests read. Declared
