@@ -8,6 +8,7 @@
  */
 import { createSocket } from "node:dgram";
 import { AGENT_REPLY_PHRASES, PocketSphinxRecognizer } from "@patchbay/offline-providers";
+import receptionist from "@patchbay/workers/agents/receptionist.json";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { epochNow, Phone } from "../caller/phone";
 import { type TurnLatency, turnLatency, writeLatencyReport } from "../reports/latency";
@@ -212,7 +213,7 @@ describe("barge-in, then the caller hangs up mid-answer", () => {
     );
     const bargeInMs = stoppedAt - onset;
     notes.push(
-      `barge-in: agent audio stopped ${Math.round(bargeInMs)} ms after the caller's speech onset (target 200 ms; agent bargeIn.minSpeechMs = 300)`,
+      `barge-in: agent audio stopped ${Math.round(bargeInMs)} ms after the caller's speech onset (target 200 ms; agent bargeIn.minSpeechMs = ${receptionist.bargeIn.minSpeechMs})`,
     );
     console.info(`barge-in stop latency at the caller: ${Math.round(bargeInMs)} ms`);
     expect(answerStart).toBeLessThan(onset);
