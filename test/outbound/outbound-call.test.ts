@@ -114,6 +114,13 @@ describe("a whole outbound call", () => {
           bridgeId: "vm-test",
           bridgeVersion: "test",
           defaults: { ringTimeoutS: 10, maxDurationS: 60 },
+          // No policy: every transfer is refused (this test places calls, it does not transfer them).
+          transfers: new TransferDesk({
+            policy: undefined,
+            warmMethod: "relay",
+            uriWithHeaders,
+            clock: systemClock,
+          }),
         });
         call.once("ended", ({ reason }) => handler.callEnded(request.callId, reason));
         const start = call.start.bind(call);

@@ -41,7 +41,7 @@ export interface StartOutboundOptions {
     minSessionExpiresS?: number;
   };
   /** The agent's transfers on outbound calls (the same desk and policy inbound calls use). */
-  transfers?: TransferDesk;
+  transfers: TransferDesk;
   metrics?: BridgeMetrics;
   ua: UaCore;
   media: MediaEngine;
@@ -132,7 +132,7 @@ export function startOutbound(options: StartOutboundOptions): RunningOutbound | 
           ...(sip.sessionExpiresS ? { sessionExpiresS: sip.sessionExpiresS } : {}),
           ...(sip.minSessionExpiresS ? { minSessionExpiresS: sip.minSessionExpiresS } : {}),
         },
-        ...(options.transfers ? { transfers: options.transfers } : {}),
+        transfers: options.transfers,
         ...(options.metrics ? { metrics: options.metrics } : {}),
         credentials,
         cloud,

@@ -13,7 +13,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { HangupCause, OriginateMessage, OutboundFailure } from "@patchbay/shared/protocol";
-import { type LegSettings, uriWithHeaders } from "../call/leg";
+import type { LegSettings } from "../call/leg";
 import type { CallEndCause, CallEnded } from "../call/types";
 import type { CloudLink } from "../cloud/index";
 import { openCloudLink } from "../cloud/index";
@@ -26,7 +26,7 @@ import type { DigestCredentials } from "../sip/auth";
 import type { Clock } from "../sip/transaction/clock";
 import type { Endpoint } from "../sip/transport/types";
 import type { UaCore } from "../sip/ua/ua";
-import { DuplexRouter, TransferDesk } from "../transfer/index";
+import { DuplexRouter, type TransferDesk } from "../transfer/index";
 import { OutboundLeg } from "./leg";
 import type { OutboundProgress } from "./uac";
 
@@ -53,8 +53,8 @@ export interface OutboundCallDeps {
    * must run the same destination policy, so a redirect cannot reach what a request could not.
    */
   followRedirect?: (contacts: readonly string[]) => Destination | undefined;
-  /** Carries out the agent's transfers, blind and warm, after the transfer policy (none: all refused). */
-  transfers?: TransferDesk;
+  /** Carries out the agent's transfers, blind and warm, after the transfer policy. */
+  transfers: TransferDesk;
   metrics?: BridgeMetrics;
 }
 
@@ -277,11 +277,7 @@ export class OutboundCall extends EventEmitter<OutboundCallEvents> {
       "hangupRequested",
       (cause) => void this.hangup(cause === "max-duration" ? "max-duration" : "agent-hangup"),
     );
-    // Without a desk, one with no policy: every transfer is refused, and the agent is told so.
-    const transfers =
-      deps.transfers ??
-      new TransferDesk({ policy: undefined, warmMethod: "relay", uriWithHeaders, clock: deps.clock });
-    transfers.bind(link, this.leg, router, this.log);
+    deps.transfers.bind(link, this.leg, router, this.log);
     link.on("turnTiming", (timing) => deps.metrics?.turnTiming(timing));
     link.on("lost", (reason) => {
       deps.metrics?.cloudLinkLost(reason);
